@@ -17,6 +17,7 @@
 
 pub mod cohort;
 pub mod nifti;
+pub mod plot;
 pub mod preprocess;
 pub mod rng;
 pub mod store;
