@@ -3,9 +3,10 @@
 //! ../shared/reference/survival (the `maxstat` section of each data set).
 
 use cohort_common::survival::cutoff::{
-    CutCandidates, CutoffError, CutoffMethod, logrank_scores, maxstat, optimal_cutoff, p_lausen92,
-    p_lausen94, quantile_type7, survdiff_scan,
+    CutCandidates, CutoffMethod, logrank_scores, maxstat, optimal_cutoff, p_lausen92, p_lausen94,
+    quantile_type7, survdiff_scan,
 };
+use cohort_common::survival::{SurvData, SurvivalError};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -14,8 +15,7 @@ fn reference_dir() -> PathBuf {
 }
 
 struct Data {
-    time: Vec<f64>,
-    event: Vec<bool>,
+    surv: SurvData,
     columns: Vec<String>,
     rows: Vec<Vec<String>>,
 }
@@ -36,13 +36,12 @@ fn load(name: &str) -> (Data, Value) {
         .map(|r| r.unwrap().iter().map(String::from).collect())
         .collect();
     let mut data = Data {
-        time: vec![],
-        event: vec![],
+        surv: SurvData::new(vec![0.0], vec![false]).unwrap(),
         columns,
         rows,
     };
-    data.time = data.column("time");
-    data.event = data.column("event").iter().map(|&e| e == 1.0).collect();
+    let event = data.column("event").iter().map(|&e| e == 1.0).collect();
+    data.surv = SurvData::new(data.column("time"), event).unwrap();
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap())
             .unwrap();
@@ -78,7 +77,7 @@ fn maxstat_matches_r() {
         let (d, json) = load(name);
         let r = &json["maxstat"][var];
         let x = d.column(var);
-        let got = maxstat(&d.time, &d.event, &x, 0.1, 0.9).unwrap();
+        let got = maxstat(&d.surv, &x, 0.1, 0.9).unwrap();
         let ctx = format!("{name}/{var}");
         assert_eq!(got.cutoff, f(&r["cutpoint"]), "{ctx} cutpoint");
         assert_eq!(got.n_low as f64, f(&r["n_low"]), "{ctx} n_low");
@@ -116,7 +115,7 @@ fn survdiff_scan_matches_r() {
         ] {
             let r = &json["maxstat"][var][key];
             let ctx = format!("{name}/{var}/{key}");
-            let got = survdiff_scan(&d.time, &d.event, &x, cand, 0.1, 0.9).unwrap();
+            let got = survdiff_scan(&d.surv, &x, cand, 0.1, 0.9).unwrap();
             assert_eq!(got.cuts, fs(&r["cuts"]), "{ctx} cuts");
             for (i, (g, w)) in got.chisq.iter().zip(fs(&r["chisq"])).enumerate() {
                 assert_rel(&format!("{ctx} chisq[{i}]"), *g, w, 1e-11);
@@ -139,7 +138,7 @@ fn survdiff_scan_matches_r() {
 fn optimal_cutoff_reports_both_methods() {
     let (d, json) = load("rossi");
     let x = d.column("age");
-    let m = optimal_cutoff(&d.time, &d.event, &x, CutoffMethod::Maxstat, 0.1, 0.9).unwrap();
+    let m = optimal_cutoff(&d.surv, &x, CutoffMethod::Maxstat, 0.1, 0.9).unwrap();
     assert_eq!(m.cutoff, 19.0);
     assert_rel(
         "M",
@@ -148,7 +147,7 @@ fn optimal_cutoff_reports_both_methods() {
         1e-12,
     );
     assert_eq!((m.n_low, m.n_high), (66, 366));
-    let s = optimal_cutoff(&d.time, &d.event, &x, CutoffMethod::Survdiff, 0.1, 0.9).unwrap();
+    let s = optimal_cutoff(&d.surv, &x, CutoffMethod::Survdiff, 0.1, 0.9).unwrap();
     let r = &json["maxstat"]["age"]["bruteforce_survdiff_quantile_cuts"];
     assert_eq!(s.cutoff, f(&r["best_cut"]));
     assert_rel("chisq", s.statistic, f(&r["max_chisq"]), 1e-11);
@@ -194,29 +193,120 @@ fn scores_and_helpers_match_hand_values() {
 
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
-    let t = [1.0, 2.0, 3.0];
-    let e = [true, true, false];
+    let d = SurvData::new(vec![1.0, 2.0, 3.0], vec![true, true, false]).unwrap();
     assert!(matches!(
-        maxstat(&t, &e, &[1.0, 2.0], 0.1, 0.9),
-        Err(CutoffError::LengthMismatch { .. })
+        maxstat(&d, &[1.0, 2.0], 0.1, 0.9),
+        Err(SurvivalError::Length { .. })
     ));
-    assert_eq!(
-        maxstat(&t, &e, &[1.0, f64::NAN, 2.0], 0.1, 0.9),
-        Err(CutoffError::NonFinite {
-            what: "score",
-            row: 1
-        })
-    );
+    match maxstat(&d, &[1.0, f64::NAN, 2.0], 0.1, 0.9) {
+        Err(SurvivalError::BadValue { row, field, .. }) => {
+            assert_eq!((row, field.as_str()), (2, "score"))
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = maxstat(&d, &[1.0, 1.0, 1.0], 0.1, 0.9).unwrap_err();
+    assert!(e.to_string().contains("no candidate cut-point"), "{e}");
+    let none = SurvData::new(vec![1.0, 2.0, 3.0], vec![false; 3]).unwrap();
     assert!(matches!(
-        maxstat(&t, &e, &[1.0, 1.0, 1.0], 0.1, 0.9),
-        Err(CutoffError::NoCandidates { .. })
-    ));
-    assert!(matches!(
-        maxstat(&t, &[false; 3], &[1.0, 2.0, 3.0], 0.0, 1.0),
-        Err(CutoffError::ZeroVariance)
+        maxstat(&none, &[1.0, 2.0, 3.0], 0.0, 1.0),
+        Err(SurvivalError::NoEvents(_))
     ));
     assert!(matches!(
-        maxstat(&t, &e, &[1.0, 2.0, 3.0], 0.9, 0.1),
-        Err(CutoffError::BadProportions { .. })
+        maxstat(&d, &[1.0, 2.0, 3.0], 0.9, 0.1),
+        Err(SurvivalError::Invalid(_))
     ));
+    assert!(matches!(
+        survdiff_scan(&d, &[1.0, 1.0, 1.0], CutCandidates::Quantile, 0.1, 0.9),
+        Err(SurvivalError::Invalid(_))
+    ));
+}
+
+/// Further data sets computed with R by bench/survival/cutoff_reference.R:
+/// heavy ties in the score and in time, and non-default proportions.
+#[test]
+fn extra_data_sets_match_r() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/survival");
+    let json: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("cutoff/cutoff_reference.json")).unwrap(),
+    )
+    .unwrap();
+    for case in json["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let mut rdr =
+            csv::Reader::from_path(dir.join("auc").join(case["csv"].as_str().unwrap())).unwrap();
+        let headers: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
+        let rows: Vec<Vec<f64>> = rdr
+            .records()
+            .map(|r| r.unwrap().iter().map(|v| v.parse().unwrap()).collect())
+            .collect();
+        let col = |c: &str| -> Vec<f64> {
+            let j = headers.iter().position(|h| h == c).unwrap();
+            rows.iter().map(|r| r[j]).collect()
+        };
+        let surv = SurvData::new(
+            col("time"),
+            col("event").iter().map(|&e| e == 1.0).collect(),
+        )
+        .unwrap();
+        let x = col(case["variable"].as_str().unwrap());
+        let (lo, hi) = (f(&case["minprop"]), f(&case["maxprop"]));
+        let m = maxstat(&surv, &x, lo, hi).unwrap();
+        assert_eq!(m.cutoff, f(&case["cutpoint"]), "{name} cutpoint");
+        assert_eq!(m.cuts, fs(&case["cuts"]), "{name} cuts");
+        for (i, (g, w)) in m.stats.iter().zip(fs(&case["stats"])).enumerate() {
+            assert_rel(&format!("{name} stats[{i}]"), *g, w, 1e-12);
+        }
+        assert_eq!(m.n_low as f64, f(&case["n_low"]));
+        assert_eq!(m.n_high as f64, f(&case["n_high"]));
+        // R's 1 - (pnorm(b) - pnorm(-b)) is only good to ~1e-16 absolute,
+        // which matters where p itself is ~1e-15.
+        for (got, want) in [
+            (m.p_lau94, f(&case["p_Lau94"])),
+            (m.p_lau92, f(&case["p_Lau92"])),
+        ] {
+            assert!(
+                (got - want).abs() <= 1e-9 * want.abs() + 1e-15,
+                "{name}: p {got:e} vs R {want:e}"
+            );
+        }
+        for (key, cand) in [
+            ("survdiff_maxstat_cuts", CutCandidates::Maxstat),
+            ("survdiff_quantile_cuts", CutCandidates::Quantile),
+        ] {
+            let r = &case[key];
+            let s = survdiff_scan(&surv, &x, cand, lo, hi).unwrap();
+            assert_eq!(s.cuts, fs(&r["cuts"]), "{name} {key} cuts");
+            for (i, (g, w)) in s.chisq.iter().zip(fs(&r["chisq"])).enumerate() {
+                assert_rel(&format!("{name} {key} chisq[{i}]"), *g, w, 1e-10);
+            }
+            assert_eq!(s.best_cut, f(&r["best_cut"]), "{name} {key} best cut");
+        }
+    }
+}
+
+/// O(n log n): 100,000 subjects with 100,000 distinct scores.
+#[test]
+fn large_cohort_is_fast() {
+    let n = 100_000;
+    let mut state = 88172645463325252u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let x: Vec<f64> = (0..n).map(|_| next()).collect();
+    let time: Vec<f64> = x
+        .iter()
+        .map(|&v| (200.0 * next() * (1.5 - v)).ceil())
+        .collect();
+    let event: Vec<bool> = (0..n).map(|_| next() < 0.7).collect();
+    let surv = SurvData::new(time, event).unwrap();
+    let t0 = std::time::Instant::now();
+    let m = maxstat(&surv, &x, 0.1, 0.9).unwrap();
+    let s = survdiff_scan(&surv, &x, CutCandidates::Quantile, 0.1, 0.9).unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    assert!(m.cuts.len() > 70_000 && s.cuts.len() > 70_000);
+    assert!(m.statistic > 10.0 && s.max_chisq > 100.0);
+    assert!(secs < 5.0, "took {secs} s");
 }

@@ -41,33 +41,9 @@
 //! accumulates `cumsum` and `sum` in long double, to about 1e-13.
 
 use super::dist::{chisq_sf, norm_pdf, norm_sf};
+use super::{SurvData, SurvivalError};
 use serde::Serialize;
 use std::f64::consts::PI;
-
-/// Errors of the cut-off search. Rows are 0-based indices into the inputs.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum CutoffError {
-    #[error("time, event and score have different lengths ({time}, {event}, {score})")]
-    LengthMismatch {
-        time: usize,
-        event: usize,
-        score: usize,
-    },
-    #[error("{what} is not finite at row {row}")]
-    NonFinite { what: &'static str, row: usize },
-    #[error("at least 2 subjects are needed, got {0}")]
-    TooFew(usize),
-    #[error(
-        "min_prop {min_prop} and max_prop {max_prop} must satisfy 0 <= min_prop <= max_prop <= 1"
-    )]
-    BadProportions { min_prop: f64, max_prop: f64 },
-    #[error(
-        "no candidate cut-point leaves between {min_prop} and {max_prop} of the subjects in the low group"
-    )]
-    NoCandidates { min_prop: f64, max_prop: f64 },
-    #[error("the log-rank scores have zero variance (no events, or all at the first time)")]
-    ZeroVariance,
-}
 
 /// Which cut-off method produced a result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -170,34 +146,43 @@ impl Sum {
     }
 }
 
-fn validate(
-    time: &[f64],
-    event: &[bool],
-    x: &[f64],
-    min_prop: f64,
-    max_prop: f64,
-) -> Result<(), CutoffError> {
-    if time.len() != event.len() || time.len() != x.len() {
-        return Err(CutoffError::LengthMismatch {
-            time: time.len(),
-            event: event.len(),
-            score: x.len(),
+/// Checks the score against the data and the proportions.
+fn validate(data: &SurvData, x: &[f64], min_prop: f64, max_prop: f64) -> Result<(), SurvivalError> {
+    if x.len() != data.len() {
+        return Err(SurvivalError::Length {
+            field: "score".into(),
+            expected: data.len(),
+            got: x.len(),
         });
     }
-    if let Some(row) = time.iter().position(|t| !t.is_finite()) {
-        return Err(CutoffError::NonFinite { what: "time", row });
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(SurvivalError::BadValue {
+            row: i + 1,
+            field: "score".into(),
+            value: x[i],
+            expected: "a finite number",
+        });
     }
-    if let Some(row) = x.iter().position(|v| !v.is_finite()) {
-        return Err(CutoffError::NonFinite { what: "score", row });
-    }
-    if time.len() < 2 {
-        return Err(CutoffError::TooFew(time.len()));
+    if data.len() < 2 {
+        return Err(SurvivalError::Invalid(format!(
+            "a cut-off needs at least 2 subjects, got {}",
+            data.len()
+        )));
     }
     let ok = |p: f64| (0.0..=1.0).contains(&p);
     if !(ok(min_prop) && ok(max_prop) && min_prop <= max_prop) {
-        return Err(CutoffError::BadProportions { min_prop, max_prop });
+        return Err(SurvivalError::Invalid(format!(
+            "min_prop {min_prop} and max_prop {max_prop} must satisfy 0 <= min_prop <= max_prop <= 1"
+        )));
     }
     Ok(())
+}
+
+fn no_candidates(min_prop: f64, max_prop: f64) -> SurvivalError {
+    SurvivalError::Invalid(format!(
+        "no candidate cut-point leaves between {min_prop} and {max_prop} of the subjects in the low group \
+         (too few distinct scores)"
+    ))
 }
 
 /// Indices 0..n ordered by `key` (stable, total order; inputs are finite).
@@ -261,7 +246,7 @@ fn maxstat_candidates(
     n: usize,
     min_prop: f64,
     max_prop: f64,
-) -> Result<Vec<(usize, f64)>, CutoffError> {
+) -> Result<Vec<(usize, f64)>, SurvivalError> {
     let c: Vec<(usize, f64)> = if min_prop == 0.0 && max_prop == 1.0 {
         // R's special case `m[2:(length(m) - 1)]` also drops the split at the
         // second-largest distinct value.
@@ -276,7 +261,7 @@ fn maxstat_candidates(
             .collect()
     };
     if c.is_empty() {
-        return Err(CutoffError::NoCandidates { min_prop, max_prop });
+        return Err(no_candidates(min_prop, max_prop));
     }
     Ok(c)
 }
@@ -322,13 +307,13 @@ pub fn p_lausen94(b: f64, n: usize, m: &[usize]) -> f64 {
 /// The maximally selected log-rank statistic, as
 /// `maxstat.test(Surv(time, event) ~ x, smethod = "LogRank", minprop, maxprop)`.
 pub fn maxstat(
-    time: &[f64],
-    event: &[bool],
+    data: &SurvData,
     x: &[f64],
     min_prop: f64,
     max_prop: f64,
-) -> Result<MaxstatResult, CutoffError> {
-    validate(time, event, x, min_prop, max_prop)?;
+) -> Result<MaxstatResult, SurvivalError> {
+    validate(data, x, min_prop, max_prop)?;
+    let (time, event) = (data.time(), data.event());
     let n = time.len();
     let nf = n as f64;
     let scores = logrank_scores(time, event);
@@ -343,7 +328,9 @@ pub fn maxstat(
     let (a, b) = (a.value(), b.value());
     let spread = nf * b - a * a;
     if spread.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-        return Err(CutoffError::ZeroVariance);
+        return Err(SurvivalError::NoEvents(
+            "the maximally selected log-rank statistic",
+        ));
     }
     // Prefix sums of the scores in x order, read at each candidate m.
     let mut stats = Vec::with_capacity(cand.len());
@@ -431,14 +418,14 @@ impl Fenwick {
 /// The survdiff log-rank χ² of `x <= c` against `x > c` at every candidate c,
 /// in one O(N log N) sweep, and the best cut (first largest χ²).
 pub fn survdiff_scan(
-    time: &[f64],
-    event: &[bool],
+    data: &SurvData,
     x: &[f64],
     candidates: CutCandidates,
     min_prop: f64,
     max_prop: f64,
-) -> Result<SurvdiffScan, CutoffError> {
-    validate(time, event, x, min_prop, max_prop)?;
+) -> Result<SurvdiffScan, SurvivalError> {
+    validate(data, x, min_prop, max_prop)?;
+    let (time, event) = (data.time(), data.event());
     let n = time.len();
     let sp = splits(x);
     let (cand, q_low, q_high) = match candidates {
@@ -454,7 +441,7 @@ pub fn survdiff_scan(
                 .filter(|&(_, c)| ql <= c && c <= qh)
                 .collect();
             if c.is_empty() {
-                return Err(CutoffError::NoCandidates { min_prop, max_prop });
+                return Err(no_candidates(min_prop, max_prop));
             }
             (c, Some(ql), Some(qh))
         }
@@ -549,16 +536,15 @@ pub fn survdiff_scan(
 /// The optimal cut-off by either method, in the shape `cohort stats cutoff`
 /// reports. `Survdiff` scans the quantile candidates.
 pub fn optimal_cutoff(
-    time: &[f64],
-    event: &[bool],
+    data: &SurvData,
     x: &[f64],
     method: CutoffMethod,
     min_prop: f64,
     max_prop: f64,
-) -> Result<CutoffResult, CutoffError> {
+) -> Result<CutoffResult, SurvivalError> {
     Ok(match method {
         CutoffMethod::Maxstat => {
-            let r = maxstat(time, event, x, min_prop, max_prop)?;
+            let r = maxstat(data, x, min_prop, max_prop)?;
             CutoffResult {
                 method,
                 cutoff: r.cutoff,
@@ -572,7 +558,7 @@ pub fn optimal_cutoff(
             }
         }
         CutoffMethod::Survdiff => {
-            let r = survdiff_scan(time, event, x, CutCandidates::Quantile, min_prop, max_prop)?;
+            let r = survdiff_scan(data, x, CutCandidates::Quantile, min_prop, max_prop)?;
             CutoffResult {
                 method,
                 cutoff: r.best_cut,

@@ -38,3 +38,4 @@ pub mod table;
 
 pub use data::{Design, SurvData};
 pub use error::SurvivalError;
+pub mod cutoff;
