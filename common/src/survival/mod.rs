@@ -29,11 +29,14 @@
 //! events at t are processed before censorings at t; p-values are upper
 //! tails; confidence intervals are 95% unless asked otherwise.
 
+pub mod concordance;
 pub mod cox;
 pub mod data;
 pub mod dist;
 mod error;
+pub mod km;
 mod linalg;
+pub mod logrank;
 pub mod table;
 
 pub use data::{Design, SurvData};
