@@ -42,3 +42,4 @@ pub mod table;
 pub use data::{Design, SurvData};
 pub use error::SurvivalError;
 pub mod cutoff;
+pub mod auc;
