@@ -90,7 +90,10 @@ fn plain_path_to_url(raw: &str) -> Result<Url, StoreError> {
 fn no_options(url: &str, options: &[(String, String)]) -> Result<(), StoreError> {
     match options.first() {
         None => Ok(()),
-        Some((key, _)) => Err(invalid(url, format!("option {key:?} does not apply to this store"))),
+        Some((key, _)) => Err(invalid(
+            url,
+            format!("option {key:?} does not apply to this store"),
+        )),
     }
 }
 
@@ -150,7 +153,10 @@ impl Store {
                 needs_host("bucket")?;
                 let mut builder = AmazonS3Builder::from_env().with_bucket_name(&host);
                 for (key, value) in options {
-                    let key = key.to_ascii_lowercase().parse().map_err(|_| config_error(key))?;
+                    let key = key
+                        .to_ascii_lowercase()
+                        .parse()
+                        .map_err(|_| config_error(key))?;
                     builder = builder.with_config(key, value);
                 }
                 Arc::new(builder.build().map_err(|e| invalid(url, e.to_string()))?)
@@ -159,7 +165,10 @@ impl Store {
                 needs_host("bucket")?;
                 let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(&host);
                 for (key, value) in options {
-                    let key = key.to_ascii_lowercase().parse().map_err(|_| config_error(key))?;
+                    let key = key
+                        .to_ascii_lowercase()
+                        .parse()
+                        .map_err(|_| config_error(key))?;
                     builder = builder.with_config(key, value);
                 }
                 Arc::new(builder.build().map_err(|e| invalid(url, e.to_string()))?)
@@ -168,7 +177,10 @@ impl Store {
                 needs_host("container")?;
                 let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(&host);
                 for (key, value) in options {
-                    let key = key.to_ascii_lowercase().parse().map_err(|_| config_error(key))?;
+                    let key = key
+                        .to_ascii_lowercase()
+                        .parse()
+                        .map_err(|_| config_error(key))?;
                     builder = builder.with_config(key, value);
                 }
                 Arc::new(builder.build().map_err(|e| invalid(url, e.to_string()))?)
@@ -369,7 +381,16 @@ mod tests {
 
     #[test]
     fn unsafe_paths_are_refused() {
-        for bad in ["", "/etc/passwd", "../x", "a/../../b", "a//b", "./a", "a\\b", "~/x"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../b",
+            "a//b",
+            "./a",
+            "a\\b",
+            "~/x",
+        ] {
             assert!(safe_segments(bad).is_err(), "{bad:?} should be refused");
         }
         assert_eq!(safe_segments("a/b.nii.gz").unwrap(), vec!["a", "b.nii.gz"]);
@@ -378,9 +399,15 @@ mod tests {
     #[tokio::test]
     async fn memory_round_trip_and_ranges() {
         let store = Store::open("memory://unit-rt/root").unwrap();
-        store.put("a/b.bin", Bytes::from_static(b"0123456789")).await.unwrap();
+        store
+            .put("a/b.bin", Bytes::from_static(b"0123456789"))
+            .await
+            .unwrap();
         assert_eq!(store.get("a/b.bin").await.unwrap().as_ref(), b"0123456789");
-        assert_eq!(store.get_range("a/b.bin", 2..5).await.unwrap().as_ref(), b"234");
+        assert_eq!(
+            store.get_range("a/b.bin", 2..5).await.unwrap().as_ref(),
+            b"234"
+        );
         assert_eq!(store.size("a/b.bin").await.unwrap(), 10);
         assert!(store.exists("a/b.bin").await.unwrap());
         assert!(!store.exists("a/c.bin").await.unwrap());
@@ -399,7 +426,10 @@ mod tests {
     async fn local_plain_paths_and_file_urls() {
         let dir = tempfile::tempdir().unwrap();
         let plain = Store::open(dir.path().to_str().unwrap()).unwrap();
-        plain.put("x/y.txt", Bytes::from_static(b"hi")).await.unwrap();
+        plain
+            .put("x/y.txt", Bytes::from_static(b"hi"))
+            .await
+            .unwrap();
         assert!(dir.path().join("x/y.txt").exists());
         let url = format!("file://{}", dir.path().display());
         let via_url = Store::open(&url).unwrap();
@@ -409,7 +439,10 @@ mod tests {
         assert_eq!(read_url(&object).await.unwrap().as_ref(), b"hi");
         let plain_object = dir.path().join("x/y.txt");
         assert_eq!(
-            read_url(plain_object.to_str().unwrap()).await.unwrap().as_ref(),
+            read_url(plain_object.to_str().unwrap())
+                .await
+                .unwrap()
+                .as_ref(),
             b"hi"
         );
         assert!(plain.put("../escape.txt", Bytes::new()).await.is_err());
@@ -418,7 +451,10 @@ mod tests {
     #[test]
     fn bad_urls_are_named() {
         let err = Store::open("ftp://host/x").unwrap_err().to_string();
-        assert!(err.contains("ftp://host/x") && err.contains("unsupported scheme"), "{err}");
+        assert!(
+            err.contains("ftp://host/x") && err.contains("unsupported scheme"),
+            "{err}"
+        );
         assert!(Store::open("s3:///x").is_err());
     }
 }

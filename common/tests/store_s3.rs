@@ -54,7 +54,14 @@ fn start_moto() -> MotoServer {
     }
     let port = free_port();
     let child = Command::new("python3")
-        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -83,7 +90,10 @@ fn create_bucket(endpoint: &str, bucket: &str) {
         &format!("PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
     )
     .expect("create bucket");
-    assert!(response.starts_with("HTTP/1.1 200"), "create bucket: {response}");
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "create bucket: {response}"
+    );
 }
 
 fn options(endpoint: &str) -> Vec<(String, String)> {
@@ -111,22 +121,46 @@ async fn s3_round_trip_ranges_listing_and_errors() {
         .put("volumes/P0001_t1.nii.gz", Bytes::from(payload.clone()))
         .await
         .unwrap();
-    store.put("clinical.csv", Bytes::from_static(b"patient_id\nP0001\n")).await.unwrap();
+    store
+        .put("clinical.csv", Bytes::from_static(b"patient_id\nP0001\n"))
+        .await
+        .unwrap();
 
-    assert_eq!(store.get("volumes/P0001_t1.nii.gz").await.unwrap().as_ref(), &payload[..]);
-    let range = store.get_range("volumes/P0001_t1.nii.gz", 1000..1352).await.unwrap();
+    assert_eq!(
+        store.get("volumes/P0001_t1.nii.gz").await.unwrap().as_ref(),
+        &payload[..]
+    );
+    let range = store
+        .get_range("volumes/P0001_t1.nii.gz", 1000..1352)
+        .await
+        .unwrap();
     assert_eq!(range.as_ref(), &payload[1000..1352]);
-    assert_eq!(store.size("volumes/P0001_t1.nii.gz").await.unwrap(), 100_000);
+    assert_eq!(
+        store.size("volumes/P0001_t1.nii.gz").await.unwrap(),
+        100_000
+    );
     assert_eq!(
         store.list().await.unwrap(),
-        vec!["clinical.csv".to_string(), "volumes/P0001_t1.nii.gz".to_string()]
+        vec![
+            "clinical.csv".to_string(),
+            "volumes/P0001_t1.nii.gz".to_string()
+        ]
     );
     let volumes = store.child("volumes").unwrap();
-    assert_eq!(volumes.list().await.unwrap(), vec!["P0001_t1.nii.gz".to_string()]);
+    assert_eq!(
+        volumes.list().await.unwrap(),
+        vec!["P0001_t1.nii.gz".to_string()]
+    );
 
     // Overwrite is whole-object: a reader sees the old bytes or the new ones.
-    store.put("clinical.csv", Bytes::from_static(b"patient_id\nP0002\n")).await.unwrap();
-    assert_eq!(store.get("clinical.csv").await.unwrap().as_ref(), b"patient_id\nP0002\n");
+    store
+        .put("clinical.csv", Bytes::from_static(b"patient_id\nP0002\n"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("clinical.csv").await.unwrap().as_ref(),
+        b"patient_id\nP0002\n"
+    );
 
     match store.get("missing.nii.gz").await {
         Err(StoreError::NotFound { url }) => {

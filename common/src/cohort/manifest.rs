@@ -208,12 +208,20 @@ pub fn parse_with_limit(bytes: &[u8], file: &str, limit: usize) -> Parsed {
         Ok(h) => h.iter().map(str::to_string).collect(),
         Err(e) => {
             problems.push(file_problem(format!("cannot read the header: {e}")));
-            return Parsed { manifest: empty, problems };
+            return Parsed {
+                manifest: empty,
+                problems,
+            };
         }
     };
     if header.iter().all(String::is_empty) {
-        problems.push(file_problem("the file is empty or has no header".to_string()));
-        return Parsed { manifest: empty, problems };
+        problems.push(file_problem(
+            "the file is empty or has no header".to_string(),
+        ));
+        return Parsed {
+            manifest: empty,
+            problems,
+        };
     }
 
     let mut index: HashMap<&str, usize> = HashMap::new();
@@ -259,7 +267,10 @@ pub fn parse_with_limit(bytes: &[u8], file: &str, limit: usize) -> Parsed {
         )));
     }
     if missing_required {
-        return Parsed { manifest: empty, problems };
+        return Parsed {
+            manifest: empty,
+            problems,
+        };
     }
 
     let covariate_columns: Vec<(String, usize)> = header
@@ -312,7 +323,10 @@ pub fn parse_with_limit(bytes: &[u8], file: &str, limit: usize) -> Parsed {
         if id.is_empty() {
             ctx.error("patient_id", "missing patient id".to_string());
         } else if let Some(first) = seen_ids.get(&id) {
-            ctx.error("patient_id", format!("duplicate patient id {id:?} (first in row {first})"));
+            ctx.error(
+                "patient_id",
+                format!("duplicate patient id {id:?} (first in row {first})"),
+            );
         } else {
             seen_ids.insert(id.clone(), row);
         }
@@ -353,7 +367,10 @@ pub fn parse_with_limit(bytes: &[u8], file: &str, limit: usize) -> Parsed {
             }
             volumes.push(path.to_string());
         }
-        let raw: Vec<String> = covariate_columns.iter().map(|(_, c)| get(*c).to_string()).collect();
+        let raw: Vec<String> = covariate_columns
+            .iter()
+            .map(|(_, c)| get(*c).to_string())
+            .collect();
         if ctx.failed {
             continue;
         }
@@ -425,11 +442,19 @@ fn type_covariates(
             } else if numeric_required.contains(name) {
                 match v.parse::<f64>() {
                     Ok(x) if name == "concurrent_chemo" && x != 0.0 && x != 1.0 => {
-                        warn(name, format!("must be 0 or 1, found {v:?}"), Severity::Error);
+                        warn(
+                            name,
+                            format!("must be 0 or 1, found {v:?}"),
+                            Severity::Error,
+                        );
                         Covariate::Missing
                     }
                     Ok(x) if !x.is_finite() || x < 0.0 => {
-                        warn(name, format!("must be a non-negative number, found {v:?}"), Severity::Error);
+                        warn(
+                            name,
+                            format!("must be a non-negative number, found {v:?}"),
+                            Severity::Error,
+                        );
                         Covariate::Missing
                     }
                     Ok(x) => Covariate::Number(x),

@@ -24,6 +24,7 @@
 
 pub mod manifest;
 pub mod split;
+pub mod summary;
 pub mod validate;
 
 pub use manifest::{Covariate, Endpoint, Manifest, Patient, parse};

@@ -120,11 +120,15 @@ impl SplitRule {
     }
 
     /// Assigns `(patient_id, diagnosis_date)` pairs, in the given order.
-    pub fn assign_keys(&self, patients: &[(&str, NaiveDate)]) -> Result<SplitAssignment, SplitError> {
+    pub fn assign_keys(
+        &self,
+        patients: &[(&str, NaiveDate)],
+    ) -> Result<SplitAssignment, SplitError> {
         if self.development.start > self.development.end || self.test.start > self.test.end {
             return Err(SplitError::EmptyWindow);
         }
-        let overlap = self.development.start <= self.test.end && self.test.start <= self.development.end;
+        let overlap =
+            self.development.start <= self.test.end && self.test.start <= self.development.end;
         if overlap {
             return Err(SplitError::OverlappingWindows);
         }
@@ -140,7 +144,9 @@ impl SplitRule {
         development.sort_by(|&a, &b| patients[a].0.cmp(patients[b].0));
         let n_dev = development.len();
         let n_val = match self.validation {
-            ValidationSize::Fraction(f) if (0.0..=1.0).contains(&f) => (f * n_dev as f64).round() as usize,
+            ValidationSize::Fraction(f) if (0.0..=1.0).contains(&f) => {
+                (f * n_dev as f64).round() as usize
+            }
             ValidationSize::Fraction(f) => return Err(SplitError::BadFraction(f)),
             ValidationSize::Count(c) if c <= n_dev => c,
             ValidationSize::Count(c) => {
@@ -153,7 +159,11 @@ impl SplitRule {
         let mut rng = Rng::derive(self.seed, "cohort-split");
         rng.shuffle(&mut development);
         for (k, &i) in development.iter().enumerate() {
-            splits[i] = if k < n_val { Split::Validation } else { Split::Train };
+            splits[i] = if k < n_val {
+                Split::Validation
+            } else {
+                Split::Train
+            };
         }
         Ok(SplitAssignment { splits })
     }
@@ -190,14 +200,18 @@ pub enum SplitError {
     OverlappingWindows,
     #[error("split rule: validation fraction {0} is not between 0 and 1")]
     BadFraction(f64),
-    #[error("split rule: {requested} validation patients requested, the development window has {available}")]
+    #[error(
+        "split rule: {requested} validation patients requested, the development window has {available}"
+    )]
     TooManyValidation { requested: usize, available: usize },
 }
 
 fn parse_window(raw: &str) -> Result<DateWindow, SplitError> {
-    let (a, b) = raw
-        .split_once("..")
-        .ok_or_else(|| SplitError::Syntax(format!("window {raw:?} must look like 2010-10-01..2015-03-31")))?;
+    let (a, b) = raw.split_once("..").ok_or_else(|| {
+        SplitError::Syntax(format!(
+            "window {raw:?} must look like 2010-10-01..2015-03-31"
+        ))
+    })?;
     let parse = |s: &str| {
         NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
             .map_err(|_| SplitError::Syntax(format!("bad date {s:?} in window {raw:?}")))
@@ -222,19 +236,18 @@ impl FromStr for SplitRule {
                 "test" => rule.test = parse_window(value)?,
                 "val" => {
                     let value = value.trim();
-                    rule.validation = if value.contains('.') {
-                        ValidationSize::Fraction(
-                            value
-                                .parse()
-                                .map_err(|_| SplitError::Syntax(format!("bad fraction {value:?}")))?,
-                        )
-                    } else {
-                        ValidationSize::Count(
-                            value
-                                .parse()
-                                .map_err(|_| SplitError::Syntax(format!("bad count {value:?}")))?,
-                        )
-                    };
+                    rule.validation =
+                        if value.contains('.') {
+                            ValidationSize::Fraction(value.parse().map_err(|_| {
+                                SplitError::Syntax(format!("bad fraction {value:?}"))
+                            })?)
+                        } else {
+                            ValidationSize::Count(
+                                value.parse().map_err(|_| {
+                                    SplitError::Syntax(format!("bad count {value:?}"))
+                                })?,
+                            )
+                        };
                 }
                 "seed" => {
                     rule.seed = value
@@ -266,7 +279,9 @@ impl SplitAssignment {
 
     /// Indices (into the manifest's patients) of one split.
     pub fn indices(&self, split: Split) -> Vec<usize> {
-        (0..self.splits.len()).filter(|&i| self.splits[i] == split).collect()
+        (0..self.splits.len())
+            .filter(|&i| self.splits[i] == split)
+            .collect()
     }
 }
 
@@ -279,7 +294,10 @@ mod tests {
         (0..n)
             .map(|i| {
                 let offset = (i as i64 * 7919) % (days + 1);
-                (format!("P{i:05}"), window.start + chrono::Duration::days(offset))
+                (
+                    format!("P{i:05}"),
+                    window.start + chrono::Duration::days(offset),
+                )
             })
             .collect()
     }
@@ -288,7 +306,11 @@ mod tests {
     fn study_rule_gives_the_study_counts() {
         let rule = SplitRule::study();
         let mut all = patients(1254, rule.development);
-        all.extend(patients(382, rule.test).into_iter().map(|(id, d)| (format!("T{id}"), d)));
+        all.extend(
+            patients(382, rule.test)
+                .into_iter()
+                .map(|(id, d)| (format!("T{id}"), d)),
+        );
         let keys: Vec<(&str, NaiveDate)> = all.iter().map(|(id, d)| (id.as_str(), *d)).collect();
         let a = rule.assign_keys(&keys).unwrap();
         assert_eq!(a.count(Split::Train), 878);
@@ -320,14 +342,26 @@ mod tests {
         assert_eq!(rule.validation, ValidationSize::Count(100));
         assert_eq!(rule.seed, 3);
         assert_eq!(rule.to_string().parse::<SplitRule>().unwrap(), rule);
-        assert!(matches!("dev=2011-13-01..2012-01-01".parse::<SplitRule>(), Err(SplitError::Syntax(_))));
-        assert!(matches!("foo=1".parse::<SplitRule>(), Err(SplitError::Syntax(_))));
+        assert!(matches!(
+            "dev=2011-13-01..2012-01-01".parse::<SplitRule>(),
+            Err(SplitError::Syntax(_))
+        ));
+        assert!(matches!(
+            "foo=1".parse::<SplitRule>(),
+            Err(SplitError::Syntax(_))
+        ));
         let overlapping: SplitRule = "test=2015-01-01..2015-09-30".parse().unwrap();
-        assert_eq!(overlapping.assign_keys(&[]), Err(SplitError::OverlappingWindows));
+        assert_eq!(
+            overlapping.assign_keys(&[]),
+            Err(SplitError::OverlappingWindows)
+        );
         let too_many: SplitRule = "val=5".parse().unwrap();
         assert!(matches!(
             too_many.assign_keys(&[("a", date(2012, 1, 1))]),
-            Err(SplitError::TooManyValidation { requested: 5, available: 1 })
+            Err(SplitError::TooManyValidation {
+                requested: 5,
+                available: 1
+            })
         ));
     }
 }

@@ -162,7 +162,10 @@ pub async fn check_volumes(store: &Store, manifest: &Manifest) -> Result<Problem
                     row: Some(patient.row),
                     column: Some(format!("mri_{sequence}")),
                     patient_id: Some(patient.id.clone()),
-                    message: format!("volume {path} is missing on the store ({})", store.url_of(path)),
+                    message: format!(
+                        "volume {path} is missing on the store ({})",
+                        store.url_of(path)
+                    ),
                 });
             }
         }

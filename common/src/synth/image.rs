@@ -79,7 +79,10 @@ impl SmoothField {
                 let norm = (x * x + y * y + z * z).sqrt().max(1e-9);
                 let wavelength = rng.uniform_range(min_wavelength_mm, max_wavelength_mm);
                 let k = std::f64::consts::TAU / wavelength / norm;
-                ([x * k, y * k, z * k], rng.uniform_range(0.0, std::f64::consts::TAU))
+                (
+                    [x * k, y * k, z * k],
+                    rng.uniform_range(0.0, std::f64::consts::TAU),
+                )
             })
             .collect();
         SmoothField { waves }
@@ -119,7 +122,11 @@ impl Tumour {
         ];
         let g = (stretch[0] * stretch[1] * stretch[2]).cbrt();
         Tumour {
-            centre: [4.0 * rng.normal(), 10.0 + 4.0 * rng.normal(), -30.0 + 4.0 * rng.normal()],
+            centre: [
+                4.0 * rng.normal(),
+                10.0 + 4.0 * rng.normal(),
+                -30.0 + 4.0 * rng.normal(),
+            ],
             radii: stretch.map(|s| radius * s / g),
             lobes: SmoothField::new(rng, 15.0, 40.0),
             texture: SmoothField::new(rng, 7.0, 16.0),
@@ -141,12 +148,21 @@ impl Tumour {
 
 /// Renders one patient's volumes, one `Vec<f32>` per sequence, NIfTI order
 /// (i fastest), on a grid of `dims` voxels spanning [`FIELD_OF_VIEW_MM`].
-pub fn render_patient(truth: &PatientTruth, sequences: &[String], dims: [usize; 3], rng: &mut Rng) -> Vec<Vec<f32>> {
+pub fn render_patient(
+    truth: &PatientTruth,
+    sequences: &[String],
+    dims: [usize; 3],
+    rng: &mut Rng,
+) -> Vec<Vec<f32>> {
     let tumour = Tumour::new(truth, rng);
     let brain_texture = SmoothField::new(rng, 20.0, 60.0);
     let spacing = dims.map(|n| FIELD_OF_VIEW_MM / n as f64);
     let voxel = spacing.iter().copied().fold(f64::INFINITY, f64::min);
-    let head = [70.0 * rng.uniform_range(0.95, 1.05), 78.0 * rng.uniform_range(0.95, 1.05), 72.0];
+    let head = [
+        70.0 * rng.uniform_range(0.95, 1.05),
+        78.0 * rng.uniform_range(0.95, 1.05),
+        72.0,
+    ];
     let count = dims[0] * dims[1] * dims[2];
     let mut out = Vec::with_capacity(sequences.len());
     for sequence in sequences {
@@ -162,7 +178,8 @@ pub fn render_patient(truth: &PatientTruth, sequences: &[String], dims: [usize; 
                         (j as f64 - (dims[1] as f64 - 1.0) / 2.0) * spacing[1],
                         (k as f64 - (dims[2] as f64 - 1.0) / 2.0) * spacing[2],
                     ];
-                    let signal = anatomy(p, head, &c, &brain_texture) * (1.0 + bias[0] * p[0] + bias[1] * p[1] + bias[2] * p[2]);
+                    let signal = anatomy(p, head, &c, &brain_texture)
+                        * (1.0 + bias[0] * p[0] + bias[1] * p[1] + bias[2] * p[2]);
                     let signal = blend_tumour(signal, p, &tumour, truth, &c, voxel);
                     // Rician noise: magnitude of a complex signal with Gaussian noise.
                     let re = signal + sigma * rng.normal();
@@ -201,7 +218,14 @@ fn anatomy(p: [f64; 3], head: [f64; 3], c: &Contrast, brain_texture: &SmoothFiel
     }
 }
 
-fn blend_tumour(background: f64, p: [f64; 3], t: &Tumour, truth: &PatientTruth, c: &Contrast, voxel: f64) -> f64 {
+fn blend_tumour(
+    background: f64,
+    p: [f64; 3],
+    t: &Tumour,
+    truth: &PatientTruth,
+    c: &Contrast,
+    voxel: f64,
+) -> f64 {
     let d = t.distance(p);
     let mean_radius = (t.radii[0] + t.radii[1] + t.radii[2]) / 3.0;
     // Partial-volume weight over about one voxel at the boundary.

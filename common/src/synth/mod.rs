@@ -103,7 +103,9 @@ impl SynthConfig {
             return Err(SynthError::Config("at least one sequence is needed".into()));
         }
         for s in &self.sequences {
-            let ok = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            let ok = !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
             if !ok {
                 return Err(SynthError::Config(format!(
                     "sequence name {s:?} must be letters, digits, '_' or '-'"
@@ -229,10 +231,16 @@ fn truth_csv(patients: &[Generated]) -> String {
     s
 }
 
-fn encode_patient(config: &SynthConfig, index: usize, p: &Generated) -> Result<Vec<(String, Vec<u8>)>, SynthError> {
+fn encode_patient(
+    config: &SynthConfig,
+    index: usize,
+    p: &Generated,
+) -> Result<Vec<(String, Vec<u8>)>, SynthError> {
     let mut rng = Rng::derive_indexed(config.seed, "volume", index as u64);
     let images = image::render_patient(&p.truth, &config.sequences, config.shape, &mut rng);
-    let pixdim = config.shape.map(|n| (image::FIELD_OF_VIEW_MM / n as f64) as f32);
+    let pixdim = config
+        .shape
+        .map(|n| (image::FIELD_OF_VIEW_MM / n as f64) as f32);
     let mut affine = Volume::axis_aligned_affine(pixdim);
     for (axis, &n) in config.shape.iter().enumerate() {
         affine[axis][3] = -(n as f64 - 1.0) / 2.0 * f64::from(pixdim[axis]);
@@ -298,7 +306,9 @@ pub async fn write_cohort(
     let clinical = clinical_csv(config, &patients);
     bytes_written += (truth.len() + clinical.len()) as u64;
     store.put("truth.csv", truth.into_bytes()).await?;
-    store.put(crate::cohort::MANIFEST_FILE, clinical.into_bytes()).await?;
+    store
+        .put(crate::cohort::MANIFEST_FILE, clinical.into_bytes())
+        .await?;
     let n_test = config.test_patients();
     Ok(SynthSummary {
         patients: patients.len(),

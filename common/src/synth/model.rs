@@ -128,8 +128,9 @@ pub fn draw_patient(rng: &mut Rng) -> PatientTruth {
     let stage = f64::from(t_stage) - 2.5 + f64::from(n_stage) - 1.5;
     let concurrent_chemo = rng.bernoulli(sigmoid(0.3 + 0.9 * stage));
 
-    let image_score =
-        IMAGE_VOLUME * z_volume + IMAGE_ENHANCEMENT * enhancement + IMAGE_HETEROGENEITY * heterogeneity;
+    let image_score = IMAGE_VOLUME * z_volume
+        + IMAGE_ENHANCEMENT * enhancement
+        + IMAGE_HETEROGENEITY * heterogeneity;
     let age_term = 0.12 * (age - 45.0) / 10.0;
     let clinical_dm = age_term + 0.35 * (f64::from(n_stage) - 1.5) + 0.30 * z_ebv;
     let clinical_lr = age_term + 0.20 * (f64::from(t_stage) - 2.5) + 0.15 * z_ebv;
@@ -220,12 +221,18 @@ mod tests {
             }
         }
         let rate = events_5y as f64 / n as f64;
-        assert!((0.18..=0.30).contains(&rate), "5-year DFS event rate {rate}");
+        assert!(
+            (0.18..=0.30).contains(&rate),
+            "5-year DFS event rate {rate}"
+        );
         let chemo_rate = chemo as f64 / n as f64;
         assert!((0.5..=0.8).contains(&chemo_rate), "chemo rate {chemo_rate}");
         let mean = log_vol.iter().sum::<f64>() / n as f64;
         let sd = (log_vol.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
-        assert!((mean - LOG_VOLUME_MEAN).abs() < 0.1, "log-volume mean {mean}");
+        assert!(
+            (mean - LOG_VOLUME_MEAN).abs() < 0.1,
+            "log-volume mean {mean}"
+        );
         assert!((sd - LOG_VOLUME_SD).abs() < 0.1, "log-volume sd {sd}");
     }
 }

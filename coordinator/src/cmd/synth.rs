@@ -40,7 +40,11 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
     let config = SynthConfig {
         patients: args.patients,
         shape: synth::parse_shape(&args.shape)?,
-        sequences: args.sequences.iter().map(|s| s.trim().to_string()).collect(),
+        sequences: args
+            .sequences
+            .iter()
+            .map(|s| s.trim().to_string())
+            .collect(),
         seed: args.seed,
         rule: args.split_rule,
         ..SynthConfig::default()
@@ -52,9 +56,11 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
         ProgressBar::new(config.patients as u64)
     };
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} patients ({per_sec}, eta {eta})")
-            .expect("a valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg} [{bar:40}] {pos}/{len} patients ({per_sec}, eta {eta})",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
     );
     bar.set_message(format!("writing {}", store.url()));
     let started = std::time::Instant::now();
