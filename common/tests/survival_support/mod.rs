@@ -13,9 +13,10 @@ pub fn shared_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/survival")
 }
 
-/// Extra data sets computed with R by `bench/survival/reference_extra.R`.
+/// Extra data sets (lung, lung_complete, colon, pbc) computed with R by
+/// `bench/survival/reference_extra.sh`.
 pub fn local_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/survival")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/survival/r")
 }
 
 /// Every available (name, csv table, reference json), shared ones first.
