@@ -431,6 +431,55 @@ fn bad_input_is_an_error() {
     ));
 }
 
+/// The conversion from the engine's Kaplan-Meier curves gives the figure R's
+/// survfit numbers.
+#[test]
+fn km_series_from_engine_curves() {
+    use cohort_common::survival::km::kaplan_meier_by;
+    use cohort_common::survival::table::Table;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/survival");
+    let table = Table::read(&dir.join("rossi.csv")).unwrap();
+    let surv = table.surv("time", "event").unwrap();
+    let groups = table.groups("fin").unwrap();
+    let curves = kaplan_meier_by(&surv, &groups.codes, 2, 0.95).unwrap();
+    let json = reference("rossi");
+    for (k, stratum) in ["0", "1"].iter().enumerate() {
+        let got = KmCurveSeries::from_curve("x", curves[k].as_ref().unwrap());
+        let want = curve(&json, stratum, "x");
+        assert_eq!(got.time, want.time);
+        assert_eq!(got.at_risk, want.at_risk);
+        assert_eq!(got.censor_times, want.censor_times);
+        for (a, b) in got.surv.iter().zip(&want.surv) {
+            assert!((a - b).abs() < 1e-12);
+        }
+        for (a, b) in got.lower.iter().zip(&want.lower) {
+            assert!((a - b).abs() < 1e-12);
+        }
+    }
+}
+
+#[test]
+fn formats_from_file_names() {
+    use cohort_common::plot::{Format, render};
+    use std::path::Path;
+    assert_eq!(
+        Format::from_path(Path::new("a/km.svg")).unwrap(),
+        Format::Svg
+    );
+    assert_eq!(Format::from_path(Path::new("KM.PNG")).unwrap(), Format::Png);
+    assert!(Format::from_path(Path::new("km.pdf")).is_err());
+    assert!(Format::from_path(Path::new("km")).is_err());
+    let km = rossi_km();
+    assert_eq!(
+        render(&km, Format::Svg).unwrap(),
+        render_svg(&km).unwrap().into_bytes()
+    );
+    assert_eq!(
+        render(&km, Format::Png).unwrap(),
+        render_png(&km, 2.0).unwrap()
+    );
+}
+
 #[test]
 fn helpers() {
     assert_eq!(format_p(0.0501161), "p = 0.050");

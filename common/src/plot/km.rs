@@ -5,6 +5,7 @@
 use super::axis::{LABEL_EM, Scale, TICK_EM, TITLE_EM, black, bottom_axis, left_axis};
 use super::canvas::{Anchor, Baseline, Canvas, text_width};
 use super::{Figure, PlotError, check_finite, format_p, pretty_breaks, series_color};
+use crate::survival::km::KmCurve;
 use plotters::prelude::*;
 
 /// One Kaplan-Meier curve, as R's `summary(survfit(...), censored = TRUE)`
@@ -27,6 +28,27 @@ pub struct KmCurveSeries {
 }
 
 impl KmCurveSeries {
+    /// The figure's view of a Kaplan-Meier estimate from
+    /// [`crate::survival::km`]: its rows, limits, numbers at risk, and a
+    /// censoring mark at every time with a censored subject.
+    pub fn from_curve(label: impl Into<String>, curve: &KmCurve) -> Self {
+        KmCurveSeries {
+            label: label.into(),
+            time: curve.time.clone(),
+            surv: curve.surv.clone(),
+            lower: curve.lower.clone(),
+            upper: curve.upper.clone(),
+            censor_times: curve
+                .time
+                .iter()
+                .zip(&curve.n_censor)
+                .filter(|(_, c)| **c > 0)
+                .map(|(t, _)| *t)
+                .collect(),
+            at_risk: curve.n_risk.clone(),
+        }
+    }
+
     /// S(t) of the step function (1 before the first time).
     pub fn surv_at(&self, t: f64) -> f64 {
         let k = self.time.partition_point(|&x| x <= t);

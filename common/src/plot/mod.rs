@@ -58,6 +58,40 @@ pub trait Figure {
     fn draw<DB: DrawingBackend>(&self, canvas: &Canvas<'_, DB>) -> Result<(), PlotError>;
 }
 
+/// File format of a figure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Svg,
+    Png,
+}
+
+impl Format {
+    /// The format named by a file's extension (`.svg` or `.png`, any case).
+    pub fn from_path(path: &std::path::Path) -> Result<Format, PlotError> {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("svg") => Ok(Format::Svg),
+            Some("png") => Ok(Format::Png),
+            _ => Err(PlotError::Invalid(format!(
+                "{}: a figure file must end in .svg or .png",
+                path.display()
+            ))),
+        }
+    }
+}
+
+/// Render a figure in `format` (PNG at 2 pixels per unit, about 300 dpi).
+pub fn render<F: Figure>(figure: &F, format: Format) -> Result<Vec<u8>, PlotError> {
+    match format {
+        Format::Svg => render_svg(figure).map(String::into_bytes),
+        Format::Png => render_png(figure, 2.0),
+    }
+}
+
 pub(crate) static FONT: &[u8] = include_bytes!("../../assets/fonts/LiberationSans-Regular.ttf");
 
 /// Register the embedded font with plotters once (as "sans-serif").
