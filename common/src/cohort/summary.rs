@@ -122,7 +122,7 @@ fn covariate_summary(name: &str, values: &[&Covariate]) -> CovariateSummary {
         let mut sorted = numbers.clone();
         sorted.sort_by(f64::total_cmp);
         let mid = sorted.len() / 2;
-        let median = if sorted.len() % 2 == 0 {
+        let median = if sorted.len().is_multiple_of(2) {
             (sorted[mid - 1] + sorted[mid]) / 2.0
         } else {
             sorted[mid]
