@@ -29,6 +29,7 @@
 //! events at t are processed before censorings at t; p-values are upper
 //! tails; confidence intervals are 95% unless asked otherwise.
 
+pub mod calibration;
 pub mod concordance;
 pub mod cox;
 pub mod data;
@@ -37,9 +38,11 @@ mod error;
 pub mod km;
 mod linalg;
 pub mod logrank;
+pub mod nomogram;
+pub mod subgroup;
 pub mod table;
 
 pub use data::{Design, SurvData};
 pub use error::SurvivalError;
-pub mod cutoff;
 pub mod auc;
+pub mod cutoff;
