@@ -1,0 +1,10 @@
+//! Cohort's data plane: what a worker does with a trial.
+//!
+//! - [`cox_loss`]: the exact Cox loss of a global batch and its closed-form
+//!   gradient with respect to the log-risks, the piece that makes data-parallel
+//!   training optimise the true Cox objective.
+//!
+//! The 3D DenseNet, the training loop and the gradient sync live beside it as
+//! they land.
+
+pub mod cox_loss;
