@@ -184,3 +184,85 @@ fn truncated_and_mutated_files_never_panic() {
         let _ = name;
     }
 }
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+/// A second gzip member (or trailing garbage) after the volume is refused:
+/// the fast one-shot inflate would stop after the first member, so this
+/// checks that the fallback takes over.
+#[test]
+fn data_after_the_volume_is_refused() {
+    let plain = nifti::encode(&sample_volume(), Encoding::Float32, false).unwrap();
+    let mut two = gzip(&plain);
+    two.extend_from_slice(&gzip(b"0123456789"));
+    assert!(matches!(
+        nifti::decode(&two),
+        Err(nifti::NiftiError::TrailingData { .. })
+    ));
+    let mut garbage = gzip(&plain);
+    garbage.extend_from_slice(b"garbage!");
+    assert!(nifti::decode(&garbage).is_err());
+    let mut longer = plain.clone();
+    longer.extend_from_slice(&[0; 16]);
+    assert!(matches!(
+        nifti::decode(&gzip(&longer)),
+        Err(nifti::NiftiError::TrailingData { .. })
+    ));
+    assert!(matches!(
+        nifti::decode(&longer),
+        Err(nifti::NiftiError::TrailingData { .. })
+    ));
+}
+
+/// A volume that compresses far beyond the one-shot ratio (all zeros) is
+/// decoded by the streaming path, to the same values.
+#[test]
+fn highly_compressible_volumes_stream() {
+    let v = Volume {
+        dims: [64, 64, 64],
+        pixdim: [1.0; 3],
+        affine: Volume::axis_aligned_affine([1.0; 3]),
+        data: vec![0.0; 64 * 64 * 64],
+    };
+    let bytes = nifti::encode(&v, Encoding::Float32, true).unwrap();
+    assert!(bytes.len() * 64 < 64 * 64 * 64 * 4, "{} bytes", bytes.len());
+    let back = nifti::decode(&bytes).unwrap();
+    assert_eq!(back.data, v.data);
+    // And the same values through decode_into with a dirty, reused buffer.
+    let mut buf = vec![7.0f32; 10];
+    let header = nifti::decode_into(&bytes, &mut buf).unwrap();
+    assert_eq!(header.dims, vec![64, 64, 64]);
+    assert_eq!(buf, v.data);
+}
+
+/// A header that claims far more than its gzip stream can inflate to is
+/// refused before any voxel buffer is allocated.
+#[test]
+fn impossible_compression_ratio_is_refused() {
+    let mut plain = nifti::encode(&sample_volume(), Encoding::Float32, false).unwrap();
+    // dims 30000 x 30000 x 30000 float32 (little-endian i16 at 42, 44, 46).
+    for at in [42, 44, 46] {
+        plain[at..at + 2].copy_from_slice(&30000i16.to_le_bytes());
+    }
+    let start = std::time::Instant::now();
+    let err = nifti::decode(&gzip(&plain)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            nifti::NiftiError::ImpossibleRatio { .. } | nifti::NiftiError::TooLarge { .. }
+        ),
+        "{err}"
+    );
+    assert!(start.elapsed().as_secs_f64() < 1.0);
+    // Plausible ratio but a lying header: refused when the stream ends early.
+    let mut lying = nifti::encode(&sample_volume(), Encoding::Float32, false).unwrap();
+    lying[46..48].copy_from_slice(&40i16.to_le_bytes());
+    assert!(matches!(
+        nifti::decode(&gzip(&lying)),
+        Err(nifti::NiftiError::TruncatedGzip { .. })
+    ));
+}

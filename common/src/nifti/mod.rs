@@ -38,7 +38,10 @@ mod read;
 mod write;
 
 pub use header::{DataType, Extension, Header, NiftiVersion};
-pub use read::{Limits, Sample, decode, decode_as, decode_header, decode_with_limits};
+pub use read::{
+    Limits, Sample, decode, decode_as, decode_header, decode_into, decode_into_with_limits,
+    decode_with_limits,
+};
 pub use write::{Encoding, Volume, encode};
 
 /// Why a volume could not be decoded or encoded.
@@ -94,6 +97,8 @@ pub enum NiftiError {
         "file holds more bytes than the {declared} the header declares (header and voxel data)"
     )]
     TrailingData { declared: u64 },
+    #[error("shape {0:?} is not a 3D volume (axes past the third must be 1)")]
+    NotThreeD(Vec<usize>),
     #[error("cannot encode: {0}")]
     Encode(String),
 }
@@ -190,9 +195,7 @@ impl Nifti<f32> {
     pub fn into_volume(self) -> Result<Volume, NiftiError> {
         let dims = &self.header.dims;
         if dims.iter().skip(3).any(|&n| n != 1) {
-            return Err(NiftiError::Encode(format!(
-                "volume has shape {dims:?}: only 3D volumes (or trailing singleton axes) convert to a 3D volume"
-            )));
+            return Err(NiftiError::NotThreeD(dims.clone()));
         }
         let d = |a: usize| dims.get(a).copied().unwrap_or(1);
         let p = |a: usize| self.header.pixdim.get(a).copied().unwrap_or(1.0) as f32;

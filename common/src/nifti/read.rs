@@ -83,15 +83,33 @@ pub fn decode_with_limits<T: Sample>(
     bytes: &[u8],
     limits: &Limits,
 ) -> Result<Nifti<T>, NiftiError> {
+    let mut data = Vec::new();
+    let header = decode_into_with_limits(bytes, &mut data, limits)?;
+    Ok(Nifti { header, data })
+}
+
+/// Decodes into a caller's buffer (cleared first, its capacity reused), for
+/// loaders that decode many volumes: a warm buffer avoids fresh-page faults,
+/// a large part of the cost of a fresh allocation per volume.
+pub fn decode_into<T: Sample>(bytes: &[u8], out: &mut Vec<T>) -> Result<Header, NiftiError> {
+    decode_into_with_limits(bytes, out, &Limits::default())
+}
+
+/// [`decode_into`] with explicit [`Limits`].
+pub fn decode_into_with_limits<T: Sample>(
+    bytes: &[u8],
+    out: &mut Vec<T>,
+    limits: &Limits,
+) -> Result<Header, NiftiError> {
+    out.clear();
     if bytes.is_empty() {
         return Err(NiftiError::Empty);
     }
     if is_gzip(bytes) {
-        decode_gzip(bytes, limits, true)
+        decode_gzip(bytes, limits, Some(out))
     } else {
-        decode_plain(bytes, limits, true)
+        decode_plain(bytes, limits, Some(out))
     }
-    .map(|(header, data)| Nifti { header, data })
 }
 
 /// Decodes only the header and its extensions (for gzip, only the first
@@ -104,11 +122,10 @@ pub fn decode_header(bytes: &[u8]) -> Result<Header, NiftiError> {
         max_voxels: u64::MAX,
     };
     if is_gzip(bytes) {
-        decode_gzip::<f32>(bytes, &limits, false)
+        decode_gzip::<f32>(bytes, &limits, None)
     } else {
-        decode_plain::<f32>(bytes, &limits, false)
+        decode_plain::<f32>(bytes, &limits, None)
     }
-    .map(|(header, _)| header)
 }
 
 fn is_gzip(bytes: &[u8]) -> bool {
@@ -148,11 +165,12 @@ fn parse_head(head: &[u8]) -> Result<Header, NiftiError> {
     header::parse(&head[..need], version, big_endian)
 }
 
+/// Decodes the header, and the voxel data into `out` when given.
 fn decode_plain<T: Sample>(
     bytes: &[u8],
     limits: &Limits,
-    with_data: bool,
-) -> Result<(Header, Vec<T>), NiftiError> {
+    out: Option<&mut Vec<T>>,
+) -> Result<Header, NiftiError> {
     let mut header = parse_head(&bytes[..bytes.len().min(NIFTI2_HEADER)])?;
     let have = bytes.len() as u64;
     let start = header.vox_offset;
@@ -170,18 +188,18 @@ fn decode_plain<T: Sample>(
         &bytes[header.version.header_len()..start],
         header.big_endian,
     );
-    if !with_data {
-        return Ok((header, Vec::new()));
-    }
+    let Some(data) = out else {
+        return Ok(header);
+    };
     check_limits(&header, limits)?;
     if end < bytes.len() {
         return Err(NiftiError::TrailingData {
             declared: end as u64,
         });
     }
-    let mut data = Vec::with_capacity(header.voxel_count());
-    convert(&bytes[start..end], &header, &mut data);
-    Ok((header, data))
+    data.reserve_exact(header.voxel_count());
+    convert(&bytes[start..end], &header, data);
+    Ok(header)
 }
 
 /// Reads until `buf` is full or the stream ends; returns the bytes read.
@@ -206,11 +224,12 @@ fn gzip_error(e: io::Error, got: u64, need: u64) -> NiftiError {
     }
 }
 
+/// Decodes the header, and the voxel data into `out` when given.
 fn decode_gzip<T: Sample>(
     bytes: &[u8],
     limits: &Limits,
-    with_data: bool,
-) -> Result<(Header, Vec<T>), NiftiError> {
+    out: Option<&mut Vec<T>>,
+) -> Result<Header, NiftiError> {
     let mut dec = MultiGzDecoder::new(bytes);
     let mut head = [0u8; NIFTI2_HEADER];
     let got = fill(&mut dec, &mut head[..NIFTI1_HEADER])
@@ -228,7 +247,7 @@ fn decode_gzip<T: Sample>(
     let hdr_len = header.version.header_len() as u64;
     let declared = header.vox_offset.saturating_add(header.data_bytes());
     let compressed = bytes.len() as u64;
-    if with_data {
+    if out.is_some() {
         check_limits(&header, limits)?;
     }
     if declared > compressed.saturating_mul(MAX_DEFLATE_RATIO) + RATIO_SLACK {
@@ -252,17 +271,93 @@ fn decode_gzip<T: Sample>(
         });
     }
     header.extensions = parse_extensions(&ext, header.big_endian);
-    if !with_data {
-        return Ok((header, Vec::new()));
+    let Some(data) = out else {
+        return Ok(header);
+    };
+    if let Some(header) = one_shot(bytes, declared, limits, data) {
+        return Ok(header);
     }
 
-    let voxels = header.voxel_count();
-    let mut data: Vec<T> = Vec::with_capacity(voxels.min(INITIAL_RESERVE));
-    let mut scratch = vec![0u8; CHUNK];
+    // Reserve what the header declares, up to a bound: beyond it the buffer
+    // grows only as decompressed data actually arrives.
+    data.reserve(header.voxel_count().min(INITIAL_RESERVE));
+    let mut scratch = GZ_SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    if scratch.len() != CHUNK {
+        scratch.resize(CHUNK, 0);
+    }
+    let result = inflate_data(&mut dec, &header, declared, &mut scratch, data);
+    GZ_SCRATCH.with(|s| *s.borrow_mut() = scratch);
+    result.map(|()| header)
+}
+
+/// Ratio up to which [`one_shot`] may allocate the whole declared size up
+/// front (real MRI compresses 2-10x); beyond it only streaming is used, so a
+/// lying header never makes us allocate more than this times the input.
+const ONE_SHOT_MAX_RATIO: u64 = 64;
+
+/// The fast path: when the gzip trailer's size field agrees with the header
+/// and the declared size is plausible for the input, inflate the whole file
+/// at once with libdeflate into a reused buffer and decode it as a plain
+/// file. Returns `None` whenever anything is off (size, data, trailer), and
+/// the streaming path then decodes the file or reports the precise problem.
+fn one_shot<T: Sample>(
+    bytes: &[u8],
+    declared: u64,
+    limits: &Limits,
+    data: &mut Vec<T>,
+) -> Option<Header> {
+    let n = bytes.len();
+    if n < 18 || declared > (n as u64).saturating_mul(ONE_SHOT_MAX_RATIO) + RATIO_SLACK {
+        return None;
+    }
+    let trailer =
+        |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let (crc, isize) = (trailer(n - 8), trailer(n - 4));
+    if u64::from(isize) != declared & 0xffff_ffff {
+        return None;
+    }
+    let size = usize::try_from(declared).ok()?;
+    let mut raw = RAW.with(|r| std::mem::take(&mut *r.borrow_mut()));
+    if raw.len() != size {
+        raw.clear();
+        raw.resize(size, 0);
+    }
+    let got = libdeflater::Decompressor::new().gzip_decompress(bytes, &mut raw);
+    // The last member's CRC must be that of everything decoded: this catches
+    // extra members or trailing bytes that a single-member inflate ignores.
+    let ok = matches!(got, Ok(m) if m == size) && libdeflater::crc32(&raw) == crc;
+    let result = if ok {
+        decode_plain(&raw, limits, Some(data)).ok()
+    } else {
+        None
+    };
+    RAW.with(|r| *r.borrow_mut() = raw);
+    if result.is_none() {
+        data.clear();
+    }
+    result
+}
+
+thread_local! {
+    /// The whole decompressed file of [`one_shot`], reused across decodes.
+    static RAW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The decompression chunk buffer, reused across decodes on a thread.
+    static GZ_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Decompresses exactly the declared voxel bytes into `data`, then checks
+/// that the stream ends (and its CRC) right there.
+fn inflate_data<T: Sample, R: Read>(
+    dec: &mut R,
+    header: &Header,
+    declared: u64,
+    scratch: &mut [u8],
+    data: &mut Vec<T>,
+) -> Result<(), NiftiError> {
     let mut remaining = header.data_bytes();
     while remaining > 0 {
         let want = remaining.min(CHUNK as u64) as usize;
-        let n = fill(&mut dec, &mut scratch[..want])
+        let n = fill(dec, &mut scratch[..want])
             .map_err(|e| gzip_error(e, declared - remaining, declared))?;
         if n < want {
             return Err(NiftiError::TruncatedGzip {
@@ -270,15 +365,15 @@ fn decode_gzip<T: Sample>(
                 need: declared,
             });
         }
-        convert(&scratch[..n], &header, &mut data);
+        convert(&scratch[..n], header, data);
         remaining -= n as u64;
     }
     // The stream must end here; reading to its end also checks the CRC.
-    let extra = fill(&mut dec, &mut scratch[..1]).map_err(|e| gzip_error(e, declared, declared))?;
+    let extra = fill(dec, &mut scratch[..1]).map_err(|e| gzip_error(e, declared, declared))?;
     if extra > 0 {
         return Err(NiftiError::TrailingData { declared });
     }
-    Ok((header, data))
+    Ok(())
 }
 
 /// Extensions between the header and `vox_offset`: a 4-byte extender whose

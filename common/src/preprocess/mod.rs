@@ -134,19 +134,42 @@ pub fn preprocess(
     pipeline: &Pipeline,
 ) -> Result<Volume, PreprocessError> {
     check_finite(volume, source)?;
-    let mut v = match (pipeline.spacing, pipeline.resize) {
-        (Some(spacing), _) => resample_to_spacing(volume, spacing),
-        (None, Some(shape)) => resample_to_shape(volume, shape),
-        (None, None) => volume.clone(),
+    let target = match (pipeline.spacing, pipeline.resize) {
+        (Some(spacing), _) => Some(resample::spacing_target(volume, spacing)),
+        (None, Some(shape)) => Some(resample::shape_target(volume, shape)),
+        (None, None) => None,
     };
-    if let Some(fg) = pipeline.normalize {
-        let z = zscore(&mut v.data, fg);
-        tracing::trace!(source, mean = z.mean, std = z.std, "z-scored");
-    }
-    if let Some(shape) = pipeline.shape {
-        v = crop_or_pad(&v, shape, pipeline.pad_value);
-    }
-    Ok(v)
+    // The resampled volume lives in this thread's scratch when a crop / pad
+    // follows, so only the final tensor is a fresh allocation.
+    resample::with_scratch(|scratch| {
+        let buf = &mut scratch[2];
+        let (dims, pixdim, affine) = match target {
+            Some((shape, spacing)) => {
+                let (pixdim, affine) = resample::resample_into(volume, shape, spacing, buf);
+                (shape, pixdim, affine)
+            }
+            None => {
+                buf.clear();
+                buf.extend_from_slice(&volume.data);
+                (volume.dims, volume.pixdim, volume.affine)
+            }
+        };
+        if let Some(fg) = pipeline.normalize {
+            let z = zscore(buf, fg);
+            tracing::trace!(source, mean = z.mean, std = z.std, "z-scored");
+        }
+        Ok(match pipeline.shape {
+            Some(shape) if shape != dims => {
+                resample::crop_or_pad_slice(buf, dims, pixdim, affine, shape, pipeline.pad_value)
+            }
+            _ => Volume {
+                dims,
+                pixdim,
+                affine,
+                data: std::mem::take(buf),
+            },
+        })
+    })
 }
 
 /// Channels stacked into one `[C, D, H, W]` buffer (see the module docs).

@@ -42,24 +42,19 @@ pub fn zscore(data: &mut [f32], foreground: Foreground) -> ZScore {
     };
     let stats = |mask: Option<Mask>| {
         data.par_chunks(64 * 1024)
-            .map(|c| {
-                let (mut n, mut s, mut s2) = (0usize, 0f64, 0f64);
-                for &v in c {
-                    if mask.is_none_or(|m| m.keeps(v)) {
-                        let v = f64::from(v);
-                        n += 1;
-                        s += v;
-                        s2 += v * v;
-                    }
-                }
-                (n, s, s2)
+            .map(|c| match mask {
+                None => moments(c, |_| true),
+                Some(Mask::NonZero) => moments(c, |v| v != 0.0),
+                Some(Mask::Above(t)) => moments(c, |v| v > t),
             })
-            .reduce(|| (0, 0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
+            .reduce(|| (0.0, 0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
     };
-    let (mut n, mut s, mut s2) = stats(threshold);
+    let (n, mut s, mut s2) = stats(threshold);
+    let mut n = n as usize;
     if n == 0 {
         tracing::debug!(?foreground, "empty foreground, z-scoring over all voxels");
-        (n, s, s2) = stats(None);
+        let all = stats(None);
+        (n, s, s2) = (all.0 as usize, all.1, all.2);
     }
     let mean = if n > 0 { s / n as f64 } else { 0.0 };
     let var = if n > 0 {
@@ -81,20 +76,39 @@ pub fn zscore(data: &mut [f32], foreground: Foreground) -> ZScore {
     }
 }
 
+/// Count, sum and sum of squares of the kept values, in `f64`. Eight
+/// independent lanes let the compiler vectorise the reduction (a single
+/// floating-point accumulator cannot be reordered).
+#[inline(always)]
+fn moments(c: &[f32], keep: impl Fn(f32) -> bool) -> (f64, f64, f64) {
+    const L: usize = 8;
+    let (mut n, mut s, mut s2) = ([0f64; L], [0f64; L], [0f64; L]);
+    let chunks = c.chunks_exact(L);
+    let rest = chunks.remainder();
+    for ch in chunks {
+        for l in 0..L {
+            let k = if keep(ch[l]) { 1.0 } else { 0.0 };
+            let v = f64::from(ch[l]) * k;
+            n[l] += k;
+            s[l] += v;
+            s2[l] += v * v;
+        }
+    }
+    for &x in rest {
+        if keep(x) {
+            let v = f64::from(x);
+            n[0] += 1.0;
+            s[0] += v;
+            s2[0] += v * v;
+        }
+    }
+    (n.iter().sum(), s.iter().sum(), s2.iter().sum())
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Mask {
     NonZero,
     Above(f32),
-}
-
-impl Mask {
-    #[inline(always)]
-    fn keeps(self, v: f32) -> bool {
-        match self {
-            Mask::NonZero => v != 0.0,
-            Mask::Above(t) => v > t,
-        }
-    }
 }
 
 /// The Otsu threshold (maximal between-class variance) of a 256-bin

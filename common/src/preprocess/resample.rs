@@ -45,25 +45,74 @@ fn taps(n_in: usize, n_out: usize, ratio: f64) -> Vec<Tap> {
 /// Resamples to `spacing` (mm), keeping the field of view: each axis gets
 /// `round(n * pixdim / spacing)` voxels (at least 1).
 pub fn resample_to_spacing(volume: &Volume, spacing: [f32; 3]) -> Volume {
-    let mut shape = [0usize; 3];
-    for a in 0..3 {
-        let extent = volume.dims[a] as f64 * f64::from(volume.pixdim[a]);
-        shape[a] = ((extent / f64::from(spacing[a])).round() as usize).max(1);
+    let (shape, spacing) = spacing_target(volume, spacing);
+    let mut data = Vec::new();
+    let (pixdim, affine) = resample_into(volume, shape, spacing, &mut data);
+    Volume {
+        dims: shape,
+        pixdim,
+        affine,
+        data,
     }
-    resample(volume, shape, spacing.map(f64::from))
 }
 
 /// Resamples to `shape` voxels over the same field of view (the spacing
 /// changes by `dims / shape` per axis).
 pub fn resample_to_shape(volume: &Volume, shape: [usize; 3]) -> Volume {
-    let mut spacing = [0f64; 3];
-    for a in 0..3 {
-        spacing[a] = f64::from(volume.pixdim[a]) * volume.dims[a] as f64 / shape[a].max(1) as f64;
+    let (shape, spacing) = shape_target(volume, shape);
+    let mut data = Vec::new();
+    let (pixdim, affine) = resample_into(volume, shape, spacing, &mut data);
+    Volume {
+        dims: shape,
+        pixdim,
+        affine,
+        data,
     }
-    resample(volume, shape.map(|n| n.max(1)), spacing)
 }
 
-fn resample(volume: &Volume, shape: [usize; 3], spacing: [f64; 3]) -> Volume {
+pub(super) fn spacing_target(volume: &Volume, spacing: [f32; 3]) -> ([usize; 3], [f64; 3]) {
+    let mut shape = [0usize; 3];
+    for a in 0..3 {
+        let extent = volume.dims[a] as f64 * f64::from(volume.pixdim[a]);
+        shape[a] = ((extent / f64::from(spacing[a])).round() as usize).max(1);
+    }
+    (shape, spacing.map(f64::from))
+}
+
+pub(super) fn shape_target(volume: &Volume, shape: [usize; 3]) -> ([usize; 3], [f64; 3]) {
+    let shape = shape.map(|n| n.max(1));
+    let mut spacing = [0f64; 3];
+    for a in 0..3 {
+        spacing[a] = f64::from(volume.pixdim[a]) * volume.dims[a] as f64 / shape[a] as f64;
+    }
+    (shape, spacing)
+}
+
+thread_local! {
+    /// Intermediate buffers of the separable passes, kept per thread so that
+    /// decoding thousands of volumes does not pay fresh-page faults for
+    /// every intermediate (they dominated the profile).
+    static SCRATCH: std::cell::RefCell<[Vec<f32>; 3]> = std::cell::RefCell::default();
+}
+
+/// Runs `f` with this thread's scratch buffers. They are moved out for the
+/// call, so a nested use (rayon may run another task on this thread while
+/// `f` waits) simply gets fresh buffers instead of a borrow conflict.
+pub(super) fn with_scratch<R>(f: impl FnOnce(&mut [Vec<f32>; 3]) -> R) -> R {
+    let mut bufs = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let r = f(&mut bufs);
+    SCRATCH.with(|s| *s.borrow_mut() = bufs);
+    r
+}
+
+/// Resamples `volume` onto `shape` voxels of `spacing` into `out`; returns
+/// the new pixdim and affine.
+pub(super) fn resample_into(
+    volume: &Volume,
+    shape: [usize; 3],
+    spacing: [f64; 3],
+    out: &mut Vec<f32>,
+) -> ([f32; 3], [[f64; 4]; 4]) {
     let [nx, ny, nz] = volume.dims;
     let mut ratio = [1f64; 3];
     for a in 0..3 {
@@ -75,13 +124,17 @@ fn resample(volume: &Volume, shape: [usize; 3], spacing: [f64; 3]) -> Volume {
         };
     }
     let [mx, my, mz] = shape;
-    let data = if shape == volume.dims && ratio == [1.0; 3] {
-        volume.data.clone()
+    if shape == volume.dims && ratio == [1.0; 3] {
+        out.clear();
+        out.extend_from_slice(&volume.data);
     } else {
-        let a = pass_x(&volume.data, [nx, ny, nz], &taps(nx, mx, ratio[0]));
-        let b = pass_y(&a, [mx, ny, nz], &taps(ny, my, ratio[1]));
-        pass_z(&b, [mx, my, nz], &taps(nz, mz, ratio[2]))
-    };
+        with_scratch(|s| {
+            let [a, b, _] = s;
+            pass_x(&volume.data, [nx, ny, nz], &taps(nx, mx, ratio[0]), a);
+            pass_y(a, [mx, ny, nz], &taps(ny, my, ratio[1]), b);
+            pass_z(b, [mx, my, nz], &taps(nz, mz, ratio[2]), out);
+        });
+    }
     let mut affine = volume.affine;
     for row in affine.iter_mut().take(3) {
         let old = *row;
@@ -90,11 +143,17 @@ fn resample(volume: &Volume, shape: [usize; 3], spacing: [f64; 3]) -> Volume {
             row[3] += old[a] * (ratio[a] - 1.0) / 2.0;
         }
     }
-    Volume {
-        dims: shape,
-        pixdim: spacing.map(|s| s as f32),
-        affine,
-        data,
+    (spacing.map(|s| s as f32), affine)
+}
+
+/// Resizes `out` to `n` values, reusing its capacity. The contents are left
+/// as they are (every pass overwrites all of them), so a scratch buffer that
+/// already has the size (the usual case: a cohort's volumes share a shape)
+/// costs nothing.
+fn sized(out: &mut Vec<f32>, n: usize) {
+    if out.len() != n {
+        out.clear();
+        out.resize(n, 0.0);
     }
 }
 
@@ -109,11 +168,11 @@ fn lerp_rows(out: &mut [f32], a: &[f32], b: &[f32], w: f32) {
 }
 
 /// Along i (contiguous): every input row becomes one output row.
-fn pass_x(src: &[f32], [nx, ny, nz]: [usize; 3], t: &[Tap]) -> Vec<f32> {
+fn pass_x(src: &[f32], [nx, ny, nz]: [usize; 3], t: &[Tap], out: &mut Vec<f32>) {
     let mx = t.len();
-    let mut out = vec![0f32; mx * ny * nz];
+    sized(out, mx * ny * nz);
     if mx == 0 || nx == 0 {
-        return out;
+        return;
     }
     out.par_chunks_mut(mx * ny)
         .zip(src.par_chunks(nx * ny))
@@ -125,15 +184,14 @@ fn pass_x(src: &[f32], [nx, ny, nz]: [usize; 3], t: &[Tap]) -> Vec<f32> {
                 }
             }
         });
-    out
 }
 
 /// Along j: within each k plane, output row = lerp of two input rows.
-fn pass_y(src: &[f32], [nx, ny, nz]: [usize; 3], t: &[Tap]) -> Vec<f32> {
+fn pass_y(src: &[f32], [nx, ny, nz]: [usize; 3], t: &[Tap], out: &mut Vec<f32>) {
     let my = t.len();
-    let mut out = vec![0f32; nx * my * nz];
+    sized(out, nx * my * nz);
     if nx == 0 || my == 0 {
-        return out;
+        return;
     }
     out.par_chunks_mut(nx * my)
         .zip(src.par_chunks(nx * ny))
@@ -144,15 +202,14 @@ fn pass_y(src: &[f32], [nx, ny, nz]: [usize; 3], t: &[Tap]) -> Vec<f32> {
                 lerp_rows(orow, a, b, tap.w);
             }
         });
-    out
 }
 
 /// Along k: output plane = lerp of two input planes.
-fn pass_z(src: &[f32], [nx, ny, _nz]: [usize; 3], t: &[Tap]) -> Vec<f32> {
+fn pass_z(src: &[f32], [nx, ny, _nz]: [usize; 3], t: &[Tap], out: &mut Vec<f32>) {
     let plane = nx * ny;
-    let mut out = vec![0f32; plane * t.len()];
+    sized(out, plane * t.len());
     if plane == 0 {
-        return out;
+        return;
     }
     out.par_chunks_mut(plane)
         .zip(t.par_iter())
@@ -161,7 +218,6 @@ fn pass_z(src: &[f32], [nx, ny, _nz]: [usize; 3], t: &[Tap]) -> Vec<f32> {
             let b = &src[tap.i1 * plane..(tap.i1 + 1) * plane];
             lerp_rows(oplane, a, b, tap.w);
         });
-    out
 }
 
 /// Crops or pads each axis to `shape` around the centre (padding with
@@ -172,10 +228,29 @@ pub fn crop_or_pad(volume: &Volume, shape: [usize; 3], pad_value: f32) -> Volume
     if shape == volume.dims {
         return volume.clone();
     }
-    let [nx, ny, nz] = volume.dims;
+    crop_or_pad_slice(
+        &volume.data,
+        volume.dims,
+        volume.pixdim,
+        volume.affine,
+        shape,
+        pad_value,
+    )
+}
+
+/// [`crop_or_pad`] of raw data on a grid.
+pub(super) fn crop_or_pad_slice(
+    src: &[f32],
+    dims: [usize; 3],
+    pixdim: [f32; 3],
+    affine: [[f64; 4]; 4],
+    shape: [usize; 3],
+    pad_value: f32,
+) -> Volume {
+    let [nx, ny, nz] = dims;
     let [mx, my, mz] = shape;
     // Input index of output index 0 along each axis (negative when padding).
-    let off: [i64; 3] = std::array::from_fn(|a| (volume.dims[a] as i64 - shape[a] as i64) / 2);
+    let off: [i64; 3] = std::array::from_fn(|a| (dims[a] as i64 - shape[a] as i64) / 2);
     let mut data = vec![pad_value; mx * my * mz];
     if mx > 0 && my > 0 {
         data.par_chunks_mut(mx * my)
@@ -195,18 +270,18 @@ pub fn crop_or_pad(volume: &Volume, shape: [usize; 3], pad_value: f32) -> Volume
                     }
                     let base = (iz as usize * ny + iy as usize) * nx;
                     let ix0 = (x0 as i64 + off[0]) as usize;
-                    orow[x0..x1].copy_from_slice(&volume.data[base + ix0..base + ix0 + (x1 - x0)]);
+                    orow[x0..x1].copy_from_slice(&src[base + ix0..base + ix0 + (x1 - x0)]);
                 }
             });
     }
-    let mut affine = volume.affine;
+    let mut affine = affine;
     for row in affine.iter_mut().take(3) {
         let shift: f64 = (0..3).map(|a| row[a] * off[a] as f64).sum();
         row[3] += shift;
     }
     Volume {
         dims: shape,
-        pixdim: volume.pixdim,
+        pixdim,
         affine,
         data,
     }
