@@ -145,3 +145,124 @@ fn univariable_model_matches_coxph() {
         }
     }
 }
+
+/// Strata and case weights, against `bench/survival/cox_extra_reference.R`.
+#[test]
+fn strata_and_weights_match_r() {
+    use cohort_common::survival::concordance::concordance;
+    use cohort_common::survival::logrank::logrank;
+    use cohort_common::survival::table::Table;
+    let r: Value = serde_json::from_str(
+        &std::fs::read_to_string(local_dir().join("cox_strata_weights.json")).unwrap(),
+    )
+    .unwrap();
+    let vet = Table::read(&shared_dir().join("veteran.csv")).unwrap();
+    let ros = Table::read(&shared_dir().join("rossi.csv")).unwrap();
+    let w: Vec<f64> = {
+        let prio = ros.numeric("prio").unwrap();
+        let fin = ros.numeric("fin").unwrap();
+        prio.iter()
+            .zip(&fin)
+            .map(|(p, f)| 1.0 + (p % 3.0) + 0.5 * f)
+            .collect()
+    };
+    for (key, ties) in [
+        ("veteran_strata_prior_efron", Ties::Efron),
+        ("veteran_strata_prior_breslow", Ties::Breslow),
+        ("rossi_weighted_efron", Ties::Efron),
+        ("rossi_weighted_breslow", Ties::Breslow),
+    ] {
+        let want = &r[key];
+        let table = if key.starts_with("veteran") {
+            &vet
+        } else {
+            &ros
+        };
+        let covs = strings(&want["covariates"]);
+        let data = table.surv("time", "event").unwrap();
+        let x = table.design(&covs, &[]).unwrap();
+        let strata = want["strata"]
+            .as_str()
+            .map(|s| table.groups(s).unwrap().codes);
+        let weights = want["weights"].as_str().map(|_| w.as_slice());
+        let opts = CoxOptions {
+            ties,
+            ..Default::default()
+        };
+        let fit = cox_fit(&data, &x, weights, strata.as_deref(), &opts).unwrap();
+        let se = fit.se();
+        for (j, name) in covs.iter().enumerate() {
+            let rse = f(&want["se"][j]);
+            close(
+                &format!("{key} {name} coef"),
+                fit.coef[j],
+                f(&want["coef"][j]),
+                1e-6,
+                1e-6 * rse,
+            );
+            close(&format!("{key} {name} se"), se[j], rse, 1e-5, 0.0);
+        }
+        close(
+            &format!("{key} loglik0"),
+            fit.loglik_null,
+            f(&want["loglik"][0]),
+            1e-6,
+            0.0,
+        );
+        close(
+            &format!("{key} loglik"),
+            fit.loglik,
+            f(&want["loglik"][1]),
+            1e-6,
+            0.0,
+        );
+        close(
+            &format!("{key} score"),
+            fit.score_stat,
+            f(&want["score"]),
+            1e-5,
+            0.0,
+        );
+        close(
+            &format!("{key} wald"),
+            fit.wald_stat,
+            f(&want["wald"]),
+            1e-5,
+            0.0,
+        );
+        assert_eq!(fit.iterations as f64, f(&want["iter"]), "{key} iterations");
+        let lp = fit.linear_predictors(&x);
+        let c = concordance(&data, &lp, weights, strata.as_deref()).unwrap();
+        close(&format!("{key} C"), c.c, f(&want["concordance"]), 1e-9, 0.0);
+        close(
+            &format!("{key} C se"),
+            c.se,
+            f(&want["concordance_se"]),
+            1e-6,
+            0.0,
+        );
+    }
+    let want = &r["veteran_logrank_celltype_strata_prior"];
+    let data = vet.surv("time", "event").unwrap();
+    let g = vet.groups("celltype").unwrap();
+    let s = vet.groups("prior").unwrap();
+    let lr = logrank(&data, &g.codes, g.levels.len(), Some(&s.codes)).unwrap();
+    close("stratified log-rank", lr.stat, f(&want["chisq"]), 1e-5, 0.0);
+    close("stratified log-rank p", lr.p, f(&want["p"]), 1e-4, 1e-12);
+    for (a, grp) in lr.groups.iter().enumerate() {
+        close(
+            "stratified obs",
+            grp.observed,
+            f(&want["obs"][a]),
+            1e-12,
+            0.0,
+        );
+        close(
+            "stratified exp",
+            grp.expected,
+            f(&want["exp"][a]),
+            1e-9,
+            0.0,
+        );
+    }
+}

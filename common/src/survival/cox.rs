@@ -17,6 +17,10 @@
 //! ℓ = Σ_D w η - (Σ_D w / d) Σ_{r<d} log(S - (r/d) E) (Efron) or
 //! ℓ = Σ_D w η - Σ_D w · log S (Breslow). Strata have separate risk sets.
 //!
+//! With case weights the variance is the model-based inverse information
+//! (R's `fit$naive.var`; for non-integer weights R reports a robust sandwich
+//! variance instead, and its `wald.test` uses that).
+//!
 //! The global tests are R's: likelihood ratio 2(ℓ(β̂) - ℓ(0)), score
 //! U(0)ᵀ I(0)⁻¹ U(0) (`fit$score`) and Wald β̂ᵀ V⁻¹ β̂ (`fit$wald.test`).
 //!

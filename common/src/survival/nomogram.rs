@@ -11,8 +11,9 @@
 //!
 //! The range shown for a continuous factor is, as rms's `datadist` default,
 //! from the q-th to the (1-q)-th quantile of the data with q = 10/max(n, 200)
-//! (R's type-7 quantiles), with "pretty" tick values inside it; the points
-//! still apply outside the range. This module produces the numbers; the
+//! (R's type-7 quantiles), with "pretty" tick values inside it (a covariate
+//! with two values shows just those); the points still apply outside the
+//! range. This module produces the numbers; the
 //! figure is drawn by `crate::plot::nomogram`.
 
 use super::cox::CoxFit;
@@ -144,7 +145,14 @@ impl Nomogram {
                     let mut v = x.column(*column);
                     v.sort_unstable_by(f64::total_cmp);
                     let (lo, hi) = (quantile7(&v, q), quantile7(&v, 1.0 - q));
-                    let mut ticks = pretty_ticks(lo, hi, 6);
+                    let mut distinct = v.clone();
+                    distinct.dedup();
+                    let mut ticks = if distinct.len() <= 2 {
+                        // A binary covariate: label its two values.
+                        distinct
+                    } else {
+                        pretty_ticks(lo, hi, 6)
+                    };
                     if ticks.is_empty() {
                         ticks = vec![lo, hi];
                     }
