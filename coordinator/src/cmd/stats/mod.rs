@@ -8,11 +8,14 @@
 //! first level in sorted order. The JSON shapes are fixed by the issue and
 //! read by other tools; keys are only ever added.
 
+pub mod auc;
 mod concordance;
 mod cox;
+pub mod cutoff;
 mod km;
 mod logrank;
 mod nomogram;
+mod subgroup;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,10 +39,12 @@ pub enum StatsCommand {
     /// Harrell's C of a risk score with its SE and a bootstrap CI (R concordance).
     Concordance(concordance::ConcordanceArgs),
     /// Optimal cut-off of a risk score (maximally selected log-rank statistic).
+    Cutoff(cutoff::CutoffArgs), // [cutoff]
     /// Hazard ratio of a binary factor within each level of another, and the
     /// interaction test.
     Subgroup(subgroup::SubgroupArgs),
     /// Time-dependent AUC (cumulative/dynamic, IPCW) at given horizons.
+    Auc(auc::AucArgs), // [auc]
     /// Nomogram of a multivariable Cox model: points per factor, total points,
     /// predicted t-year survival; with calibration by risk group.
     Nomogram(nomogram::NomogramArgs),
@@ -51,7 +56,9 @@ pub fn run(args: StatsArgs) -> anyhow::Result<ExitCode> {
         StatsCommand::Km(a) => km::run(a),
         StatsCommand::Logrank(a) => logrank::run(a),
         StatsCommand::Concordance(a) => concordance::run(a),
+        StatsCommand::Cutoff(a) => cutoff::run(a), // [cutoff]
         StatsCommand::Subgroup(a) => subgroup::run(a),
+        StatsCommand::Auc(a) => auc::run(a), // [auc]
         StatsCommand::Nomogram(a) => nomogram::run(a),
     }
 }
