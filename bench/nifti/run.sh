@@ -21,6 +21,10 @@ trap '[[ -z "${BENCH_DATA:-}" ]] && rm -rf "$DATA"' EXIT
 cargo build --release -q -p cohort-common --example nifti_bench
 BIN=target/release/examples/nifti_bench
 
+# nibabel reads what our writer writes (rotated, qfac -1, both encodings).
+"$BIN" sample "$DATA/writer-check"
+python3 bench/nifti/check_writer.py "$DATA/writer-check" >&2
+
 if ! ls "$DATA"/*.nii.gz >/dev/null 2>&1; then
   "$BIN" gen "$DATA" "$COUNT" "$DIMS" 0.5x0.5x2
 fi

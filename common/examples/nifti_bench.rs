@@ -114,6 +114,38 @@ fn main() {
                 std::fs::write(dir.join(format!("vol{n:04}.nii.gz")), bytes).expect("write");
             });
         }
+        Some("sample") => {
+            // Files for bench/nifti/check_writer.py: a rotated, anisotropic
+            // volume with a known formula, in both encodings.
+            let dir = PathBuf::from(&args[1]);
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            let dims = [7usize, 5, 4];
+            let data = (0..dims[0] * dims[1] * dims[2])
+                .map(|i| ((i as f32) * 0.37).sin() * 100.0 + 20.0)
+                .collect();
+            let (s, c) = (30f64.to_radians().sin(), 30f64.to_radians().cos());
+            let pixdim = [0.8f32, 0.9, 2.5];
+            let p = pixdim.map(f64::from);
+            let affine = [
+                [c * p[0], -s * p[1], 0.0, -12.5],
+                [s * p[0], c * p[1], 0.0, 30.0],
+                [0.0, 0.0, -p[2], -7.0],
+                [0.0, 0.0, 0.0, 1.0],
+            ];
+            let v = Volume {
+                dims,
+                pixdim,
+                affine,
+                data,
+            };
+            for (name, enc, gz) in [
+                ("rot_f32.nii.gz", Encoding::Float32, true),
+                ("rot_i16.nii", Encoding::Int16Scaled, false),
+            ] {
+                let bytes = nifti::encode(&v, enc, gz).expect("encode");
+                std::fs::write(dir.join(name), bytes).expect("write");
+            }
+        }
         Some("run") => {
             let dir = PathBuf::from(&args[1]);
             let threads: usize = args[2].parse().expect("threads");
@@ -189,7 +221,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: nifti_bench gen DIR COUNT NXxNYxNZ PXxPYxPZ | run DIR THREADS [DUMP]"
+                "usage: nifti_bench gen DIR COUNT NXxNYxNZ PXxPYxPZ | run DIR THREADS [DUMP] | sample DIR"
             );
             std::process::exit(2);
         }

@@ -186,3 +186,62 @@ fn channels_stack_as_cdhw() {
         .is_ok()
     );
 }
+
+fn fixture(name: &str) -> Volume {
+    let path = format!(
+        "{}/../../shared/fixtures/nifti/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    cohort_common::nifti::decode(&bytes)
+        .unwrap()
+        .into_volume()
+        .unwrap()
+}
+
+/// The fixtures' three sequences differ in shape and spacing: stacking them
+/// strictly is refused, resampling each to 1 mm and 16^3 works.
+#[test]
+fn fixture_sequences_stack_after_resampling() {
+    let t1 = fixture("t1_uint8.nii");
+    let t2 = fixture("t2_int16_scaled.nii.gz");
+    let t1c = fixture("t1c_float32.nii.gz");
+    let channels = [
+        ("t1_uint8.nii", &t1),
+        ("t2_int16_scaled.nii.gz", &t2),
+        ("t1c_float32.nii.gz", &t1c),
+    ];
+    let pipeline = Pipeline {
+        spacing: Some([1.0; 3]),
+        shape: Some([16, 16, 16]),
+        ..Pipeline::default()
+    };
+    let err = preprocess::stack(
+        &channels,
+        &pipeline,
+        Geometry::RequireSame { tolerance_mm: 0.5 },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("t2_int16_scaled.nii.gz"), "{err}");
+    let s = preprocess::stack(&channels, &pipeline, Geometry::ResampleEach).unwrap();
+    assert_eq!(s.shape, [3, 16, 16, 16]);
+    assert!(s.data.iter().all(|v| v.is_finite()));
+    // t1_uint8 is 10 x 12 x 7 at 0.5 x 0.5 x 3 mm: 5 x 6 x 21 voxels at 1 mm.
+    assert_eq!(resample_to_spacing(&t1, [1.0; 3]).dims, [5, 6, 21]);
+}
+
+#[test]
+fn the_nan_fixture_is_refused_by_name() {
+    let v = fixture("float32_with_nan.nii.gz");
+    let err =
+        preprocess::preprocess(&v, "float32_with_nan.nii.gz", &Pipeline::default()).unwrap_err();
+    assert!(
+        matches!(err, PreprocessError::NonFinite { count: 2, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("float32_with_nan.nii.gz: 2 voxel(s)"),
+        "{err}"
+    );
+}

@@ -113,7 +113,8 @@ pub fn decode_into_with_limits<T: Sample>(
 }
 
 /// Decodes only the header and its extensions (for gzip, only the first
-/// bytes of the stream are decompressed). The voxel data is not checked.
+/// bytes of the stream are decompressed). For plain files the data length
+/// is checked, for gzip the voxel data is not read.
 pub fn decode_header(bytes: &[u8]) -> Result<Header, NiftiError> {
     if bytes.is_empty() {
         return Err(NiftiError::Empty);
