@@ -217,7 +217,7 @@ impl<'a, DB: DrawingBackend> Canvas<'a, DB> {
             Anchor::Middle => HPos::Center,
             Anchor::End => HPos::Right,
         };
-        let mut style = TextStyle::from(("sans-serif", em * 1.24).into_font())
+        let mut style = TextStyle::from((super::SVG_FONT_FAMILY, em * 1.24).into_font())
             .color(&color)
             .pos(Pos::new(h, VPos::Top));
         let pos = if up {

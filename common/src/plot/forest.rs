@@ -168,12 +168,31 @@ impl ForestPlot {
     }
 }
 
+impl ForestPlot {
+    /// Offsets below the axis line of the captions and of the last text line
+    /// (the axis title at 42, then captions, then the footnote).
+    fn below_axis(&self) -> (f64, f64) {
+        let has_caption = self.left_caption.is_some() || self.right_caption.is_some();
+        let caption = 60.0;
+        let foot = if has_caption { 84.0 } else { 66.0 };
+        let last = if self.footnote.is_some() {
+            foot
+        } else if has_caption {
+            caption
+        } else {
+            42.0
+        };
+        (caption, last)
+    }
+}
+
 impl Figure for ForestPlot {
     fn size(&self) -> (u32, u32) {
         let title = if self.title.is_some() { 30.0 } else { 0.0 };
-        let foot = if self.footnote.is_some() { 24.0 } else { 0.0 };
-        let h = 20.0 + title + 30.0 + self.rows.len() as f64 * ROW_H + 80.0 + foot;
-        (self.width, h.ceil() as u32)
+        // rows_top + rows + rule + axis, then the lowest text line and a margin.
+        let axis_y = 20.0 + title + 22.0 + self.rows.len() as f64 * ROW_H + 10.0;
+        let (_, last) = self.below_axis();
+        (self.width, (axis_y + last + 14.0).ceil() as u32)
     }
 
     fn draw<DB: DrawingBackend>(&self, c: &Canvas<'_, DB>) -> Result<(), PlotError> {
@@ -349,7 +368,7 @@ impl Figure for ForestPlot {
         if let Some(t) = &self.left_caption {
             c.text(
                 &format!("\u{2190} {t}"),
-                (x1 - 6.0, axis_y + 60.0),
+                (x1 - 6.0, axis_y + self.below_axis().0),
                 TICK_EM,
                 grey(60),
                 Anchor::End,
@@ -359,7 +378,7 @@ impl Figure for ForestPlot {
         if let Some(t) = &self.right_caption {
             c.text(
                 &format!("{t} \u{2192}"),
-                (x1 + 6.0, axis_y + 60.0),
+                (x1 + 6.0, axis_y + self.below_axis().0),
                 TICK_EM,
                 grey(60),
                 Anchor::Start,
@@ -369,7 +388,7 @@ impl Figure for ForestPlot {
         if let Some(t) = &self.footnote {
             c.text(
                 t,
-                (x_label, axis_y + 84.0),
+                (x_label, axis_y + self.below_axis().1),
                 TICK_EM,
                 black(),
                 Anchor::Start,

@@ -20,7 +20,9 @@
 //!   Liberation Sans (SIL Open Font License, `common/assets/fonts`), metrically
 //!   compatible with Arial/Helvetica, the usual journal font. No system fonts,
 //!   no fontconfig or freetype, so figures are identical on every machine. SVG
-//!   text stays text (`font-family="sans-serif"`), searchable and editable.
+//!   text stays text, searchable and editable, in the same font where the
+//!   viewer has it (`font-family="Liberation Sans, Arial, Helvetica,
+//!   sans-serif"`: the layout was measured with these metrics).
 //! - **Deterministic.** The same input gives the same bytes.
 
 pub mod calibration;
@@ -94,11 +96,17 @@ pub fn render<F: Figure>(figure: &F, format: Format) -> Result<Vec<u8>, PlotErro
 
 pub(crate) static FONT: &[u8] = include_bytes!("../../assets/fonts/LiberationSans-Regular.ttf");
 
-/// Register the embedded font with plotters once (as "sans-serif").
+/// The CSS font list of SVG text: the embedded font first, then the fonts
+/// with the same metrics.
+pub const SVG_FONT_FAMILY: &str = "Liberation Sans, Arial, Helvetica, sans-serif";
+
+/// Register the embedded font with plotters once (as "sans-serif", and under
+/// the SVG family name so plotters finds it for that text style too).
 fn ensure_font() -> Result<(), PlotError> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
+            && plotters::style::register_font(SVG_FONT_FAMILY, FontStyle::Normal, FONT).is_ok()
     });
     if ok { Ok(()) } else { Err(PlotError::Font) }
 }
