@@ -52,6 +52,16 @@ pub enum StoreError {
     },
 }
 
+/// What a HEAD request tells about an object: enough to notice that it
+/// changed without reading it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObjectInfo {
+    pub size: u64,
+    /// The store's version tag (S3/GCS/Azure ETag; size and mtime on disk).
+    pub e_tag: Option<String>,
+    pub last_modified_unix_ms: i64,
+}
+
 /// A handle on a root folder inside an object store. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -259,13 +269,22 @@ impl Store {
 
     /// The size in bytes of the object at `rel`.
     pub async fn size(&self, rel: &str) -> Result<u64, StoreError> {
+        Ok(self.meta(rel).await?.size)
+    }
+
+    /// Size and version identity of the object at `rel`, without reading it.
+    pub async fn meta(&self, rel: &str) -> Result<ObjectInfo, StoreError> {
         let path = self.resolve(rel)?;
         let meta = self
             .inner
             .head(&path)
             .await
             .map_err(|e| backend("head", self.url_of(rel), e))?;
-        Ok(meta.size)
+        Ok(ObjectInfo {
+            size: meta.size,
+            e_tag: meta.e_tag,
+            last_modified_unix_ms: meta.last_modified.timestamp_millis(),
+        })
     }
 
     /// Whether an object exists at `rel`.
