@@ -266,3 +266,50 @@ fn impossible_compression_ratio_is_refused() {
         Err(nifti::NiftiError::TruncatedGzip { .. })
     ));
 }
+
+/// Extensions between the header and vox_offset are parsed (as nibabel lays
+/// them out: extender, then esize / ecode / data) and skipped for the data.
+#[test]
+fn extensions_are_read_and_skipped() {
+    let v = sample_volume();
+    let plain = nifti::encode(&v, Encoding::Float32, false).unwrap();
+    let mut with_ext = plain[..348].to_vec();
+    with_ext[108..112].copy_from_slice(&384f32.to_le_bytes()); // vox_offset
+    with_ext.extend_from_slice(&[1, 0, 0, 0]); // extender: extensions follow
+    with_ext.extend_from_slice(&32i32.to_le_bytes()); // esize
+    with_ext.extend_from_slice(&6i32.to_le_bytes()); // ecode 6: comment
+    let mut text = b"made by cohort".to_vec();
+    text.resize(24, 0);
+    with_ext.extend_from_slice(&text);
+    assert_eq!(with_ext.len(), 384);
+    with_ext.extend_from_slice(&plain[352..]);
+    for bytes in [with_ext.clone(), gzip(&with_ext)] {
+        let back = nifti::decode(&bytes).unwrap();
+        assert_eq!(back.header.vox_offset, 384);
+        assert_eq!(back.header.extensions.len(), 1);
+        assert_eq!(back.header.extensions[0].code, 6);
+        assert!(
+            back.header.extensions[0]
+                .data
+                .starts_with(b"made by cohort")
+        );
+        assert_eq!(back.data, v.data);
+    }
+}
+
+/// A zip bomb behind a small header: inflation stops right after the
+/// declared size, so the 64 MiB of zeros are never produced in full.
+#[test]
+fn a_stream_longer_than_declared_stops_early() {
+    let mut plain = nifti::encode(&sample_volume(), Encoding::Float32, false).unwrap();
+    plain.resize(plain.len() + (64 << 20), 0);
+    let bomb = gzip(&plain);
+    assert!(bomb.len() < 1 << 20);
+    let start = std::time::Instant::now();
+    let err = nifti::decode(&bomb).unwrap_err();
+    assert!(
+        matches!(err, nifti::NiftiError::TrailingData { .. }),
+        "{err}"
+    );
+    assert!(start.elapsed().as_secs_f64() < 0.5, "{:?}", start.elapsed());
+}
