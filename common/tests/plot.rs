@@ -313,6 +313,31 @@ fn km_figure() {
 }
 
 #[test]
+fn km_many_curves_wrap_the_legend() {
+    let json = reference("rossi");
+    let mut km = rossi_km();
+    let one_row = km.size().1;
+    km.curves = (0..6)
+        .map(|k| {
+            curve(
+                &json,
+                if k % 2 == 0 { "0" } else { "1" },
+                &format!("A rather long group label {k}"),
+            )
+        })
+        .collect();
+    // Six long labels need more than one legend row, and six table rows.
+    assert!(km.size().1 > one_row + 4 * 21);
+    let svg = check_svg(&km, "km_six", &["A rather long group label 5"]);
+    assert_eq!(svg.matches(">\n216\n</text>").count(), 6);
+    // Breaks beyond the axis end are dropped, not drawn outside the panel.
+    km.x_breaks = Some(vec![0.0, 20.0, 40.0, 60.0, 80.0]);
+    let svg = render_svg(&km).unwrap();
+    assert!(!svg.contains(">\n60\n</text>") && svg.contains(">\n40\n</text>"));
+    check_png(&km, "km_six", 1.0, true);
+}
+
+#[test]
 fn km_at_risk_and_steps() {
     let c = KmCurveSeries {
         label: "a".into(),

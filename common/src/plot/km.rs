@@ -140,6 +140,7 @@ impl Default for KmPlot {
 
 const PANEL_H: f64 = 380.0;
 const ROW_H: f64 = 21.0;
+const LEGEND_ROW_H: f64 = 20.0;
 
 struct Layout {
     left: f64,
@@ -164,7 +165,8 @@ impl KmPlot {
         let left = (label_width + 40.0).max(78.0);
         let title_h = if self.title.is_some() { 30.0 } else { 0.0 };
         let legend_y = 14.0 + title_h + 8.0;
-        let top = legend_y + 24.0;
+        let legend_rows = self.legend_positions(left).last().map_or(1, |p| p.1 + 1);
+        let top = legend_y + 24.0 + (legend_rows - 1) as f64 * LEGEND_ROW_H;
         let bottom = top + PANEL_H;
         let table_top = bottom + 62.0;
         let rows = self.table_rows();
@@ -191,7 +193,13 @@ impl KmPlot {
             .flat_map(|c| c.time.iter().chain(&c.censor_times))
             .fold(0.0f64, |a, &b| a.max(b));
         match (&self.x_breaks, self.x_max) {
-            (Some(b), Some(m)) => (m, b.clone()),
+            (Some(b), Some(m)) => (
+                m,
+                b.iter()
+                    .copied()
+                    .filter(|&v| (0.0..=m * (1.0 + 1e-9)).contains(&v))
+                    .collect(),
+            ),
             (Some(b), None) => (b.iter().fold(t_max, |a, &v| a.max(v)), b.clone()),
             (None, m) => {
                 let hi = m.unwrap_or(t_max).max(1e-12);
@@ -200,6 +208,23 @@ impl KmPlot {
                 (hi, b)
             }
         }
+    }
+
+    /// (x, row) of each legend entry, wrapping before the right margin.
+    fn legend_positions(&self, left: f64) -> Vec<(f64, usize)> {
+        let right = f64::from(self.width) - 24.0;
+        let mut out = Vec::with_capacity(self.curves.len());
+        let (mut x, mut row) = (left + 6.0, 0);
+        for curve in &self.curves {
+            let w = 28.0 + text_width(&curve.label, TICK_EM);
+            if x + w > right && x > left + 6.0 {
+                x = left + 6.0;
+                row += 1;
+            }
+            out.push((x, row));
+            x += w + 26.0;
+        }
+        out
     }
 
     fn label_width(&self) -> f64 {
@@ -313,19 +338,19 @@ impl Figure for KmPlot {
         )?;
 
         // Legend above the panel: a line sample and the label per curve.
-        let mut x = l.left + 6.0;
-        for (i, curve) in self.curves.iter().enumerate() {
+        let positions = self.legend_positions(l.left);
+        for (i, (curve, &(x, row))) in self.curves.iter().zip(&positions).enumerate() {
             let col = series_color(i).to_rgba();
-            c.line(&[(x, l.legend_y), (x + 22.0, l.legend_y)], col, 2.2)?;
+            let y = l.legend_y + row as f64 * LEGEND_ROW_H;
+            c.line(&[(x, y), (x + 22.0, y)], col, 2.2)?;
             c.text(
                 &curve.label,
-                (x + 28.0, l.legend_y),
+                (x + 28.0, y),
                 TICK_EM,
                 black(),
                 Anchor::Start,
                 Baseline::Central,
             )?;
-            x += 28.0 + c.text_width(&curve.label, TICK_EM) + 26.0;
         }
 
         // p-value and annotations in the lower left of the panel.
