@@ -313,3 +313,30 @@ fn a_stream_longer_than_declared_stops_early() {
     );
     assert!(start.elapsed().as_secs_f64() < 0.5, "{:?}", start.elapsed());
 }
+
+/// With qform_code = sform_code = 0 the affine comes from pixdim, centred,
+/// x flipped. Expected values from nibabel 5.4.2 (`img.affine`) for a
+/// 5 x 4 x 3 header with pixdim 0.8, 0.9, 2.5.
+#[test]
+fn no_codes_give_nibabels_base_affine() {
+    let v = Volume {
+        dims: [5, 4, 3],
+        pixdim: [0.8, 0.9, 2.5],
+        affine: Volume::axis_aligned_affine([0.8, 0.9, 2.5]),
+        data: vec![1.0; 60],
+    };
+    let mut bytes = nifti::encode(&v, Encoding::Float32, false).unwrap();
+    bytes[252..256].fill(0);
+    let got = nifti::decode(&bytes).unwrap().header.affine;
+    let want = [
+        [-0.80000001, 0.0, 0.0, 1.60000002],
+        [0.0, 0.89999998, 0.0, -1.34999996],
+        [0.0, 0.0, 2.5, -2.5],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
+    for r in 0..4 {
+        for c in 0..4 {
+            assert!((got[r][c] - want[r][c]).abs() < 1e-6, "[{r}][{c}] {got:?}");
+        }
+    }
+}
