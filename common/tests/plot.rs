@@ -440,6 +440,11 @@ fn bad_input_is_an_error() {
         render_png(&rossi_km(), 100.0),
         Err(PlotError::Invalid(_))
     ));
+    let huge = KmPlot {
+        width: 200_000,
+        ..rossi_km()
+    };
+    assert!(matches!(render_png(&huge, 1.0), Err(PlotError::Invalid(_))));
     let mut f = rossi_forest();
     f.rows[1].hr = Some(HrCi {
         hr: 2.0,

@@ -129,6 +129,9 @@ pub fn render_svg<F: Figure>(figure: &F) -> Result<String, PlotError> {
     Ok(out)
 }
 
+/// The largest PNG rendered, in pixels (about 8000 x 8000).
+pub const MAX_PIXELS: u64 = 64_000_000;
+
 /// Render a figure as a PNG, `scale` device pixels per logical unit (2 gives
 /// a 1440-pixel-wide image from a 720-unit figure, about 300 dpi at the width
 /// of a journal column and a half).
@@ -144,6 +147,13 @@ pub fn render_png<F: Figure>(figure: &F, scale: f64) -> Result<Vec<u8>, PlotErro
         (f64::from(w) * scale).round() as u32,
         (f64::from(h) * scale).round() as u32,
     );
+    // A figure is at most a few megapixels; refuse sizes that would only
+    // exhaust memory (the sizes come from user-controlled input).
+    if pw == 0 || ph == 0 || u64::from(pw) * u64::from(ph) > MAX_PIXELS {
+        return Err(PlotError::Invalid(format!(
+            "a {pw} x {ph} pixel PNG is outside 1..={MAX_PIXELS} pixels"
+        )));
+    }
     let mut rgb = vec![0u8; pw as usize * ph as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut rgb, (pw, ph)).into_drawing_area();
