@@ -355,4 +355,41 @@ mod tests {
         let err = cox_loss_and_grad(&[f64::NAN], &[1.0], &[true], Ties::Efron).unwrap_err();
         assert!(err.to_string().contains("eta[0]"), "{err}");
     }
+
+    #[test]
+    fn sharded_exact_gradient_is_the_global_one_and_naive_is_not() {
+        // A global batch split over two workers. Exact: every worker evaluates
+        // the global loss on the all-gathered batch and keeps its own samples'
+        // gradient. Naive: every worker's own Cox loss on its shard.
+        let (eta, time, event) = batch();
+        let global = cox_loss_and_grad(&eta, &time, &event, Ties::Efron).unwrap();
+        let shards = [0..4, 4..10];
+        let mut exact = vec![0.0; eta.len()];
+        let mut naive = vec![0.0; eta.len()];
+        for shard in shards {
+            let g = cox_loss_and_grad(&eta, &time, &event, Ties::Efron).unwrap();
+            exact[shard.clone()].copy_from_slice(&g.grad[shard.clone()]);
+            let local = cox_loss_and_grad(
+                &eta[shard.clone()],
+                &time[shard.clone()],
+                &event[shard.clone()],
+                Ties::Efron,
+            )
+            .unwrap();
+            // Data-parallel averaging of two local means.
+            for (k, gk) in shard.zip(local.grad) {
+                naive[k] = gk / 2.0;
+            }
+        }
+        assert_eq!(exact, global.grad);
+        let diff: f64 = naive
+            .iter()
+            .zip(&global.grad)
+            .map(|(a, b)| (a - b).abs())
+            .sum();
+        assert!(
+            diff > 0.1,
+            "naive per-worker losses should differ, got {diff}"
+        );
+    }
 }
