@@ -33,7 +33,7 @@ pub mod nomogram;
 mod axis;
 mod canvas;
 
-pub use canvas::{Anchor, Baseline, Canvas};
+pub use canvas::{Anchor, Baseline, Canvas, text_width};
 
 use plotters::prelude::*;
 use plotters::style::FontStyle;
