@@ -13,6 +13,7 @@
 //! - [`synth`]: the synthetic NPC cohort with a known ground truth.
 //! - [`survival`]: the survival-analysis engine (Cox, Kaplan-Meier, log-rank,
 //!   concordance, cut-offs, nomograms), checked against R's `survival`.
+//! - [`spec`]: job specs (TOML) with `--set` overrides and field-naming errors.
 //! - [`rng`]: the one seeded random generator every deterministic step uses.
 
 pub mod cohort;
@@ -20,6 +21,7 @@ pub mod nifti;
 pub mod plot;
 pub mod preprocess;
 pub mod rng;
+pub mod spec;
 pub mod store;
 pub mod survival;
 pub mod synth;
