@@ -382,7 +382,7 @@ impl JobSpec {
             &self.preprocess.normalize,
             &["all", "nonzero", "otsu"],
         )?;
-        if self.preprocess.shape.iter().any(|&n| n == 0) {
+        if self.preprocess.shape.contains(&0) {
             return Err(invalid("preprocess.shape", "every axis must be at least 1"));
         }
         if let Some(s) = self.preprocess.spacing_mm
