@@ -55,6 +55,7 @@
 use super::data::{check_groups, check_weights};
 use super::dist::{PValue, norm_quantile};
 use super::linalg::{chinv, cholesky2, chsolve2, quad_form_inv};
+use super::riskset::{Eval, RiskSets, Scratch};
 use super::{Design, SurvData, SurvivalError};
 use serde::Serialize;
 
@@ -179,242 +180,6 @@ pub struct CoxFit {
     pub baseline: Vec<BaselineHazard>,
 }
 
-/// Subjects sorted by (stratum, time), centred, with the distinct
-/// (stratum, time) blocks; built once per fit.
-struct RiskSets {
-    p: usize,
-    x: Vec<f64>,
-    w: Vec<f64>,
-    event: Vec<bool>,
-    time: Vec<f64>,
-    /// (start, end, stratum) of each block of equal (stratum, time).
-    blocks: Vec<(usize, usize, usize)>,
-}
-
-/// Log-likelihood, score and information at one β.
-struct Eval {
-    loglik: f64,
-    u: Vec<f64>,
-    imat: Vec<f64>,
-}
-
-/// Scratch sums reused by every pass.
-struct Scratch {
-    s1: Vec<f64>,
-    s2: Vec<f64>,
-    e1: Vec<f64>,
-    e2: Vec<f64>,
-    mean: Vec<f64>,
-}
-
-impl Scratch {
-    fn new(p: usize) -> Self {
-        Scratch {
-            s1: vec![0.0; p],
-            s2: vec![0.0; p * p],
-            e1: vec![0.0; p],
-            e2: vec![0.0; p * p],
-            mean: vec![0.0; p],
-        }
-    }
-}
-
-impl RiskSets {
-    fn new(
-        data: &SurvData,
-        x: &Design,
-        cols: &[usize],
-        weights: Option<&[f64]>,
-        strata: Option<&[usize]>,
-        means: &[f64],
-    ) -> Self {
-        let n = data.len();
-        let time = data.time();
-        let mut order: Vec<usize> = (0..n).collect();
-        let st = |i: usize| strata.map_or(0, |s| s[i]);
-        order.sort_unstable_by(|&a, &b| st(a).cmp(&st(b)).then(time[a].total_cmp(&time[b])));
-        let p = cols.len();
-        let mut xs = Vec::with_capacity(n * p);
-        for &i in &order {
-            let row = x.row(i);
-            xs.extend(cols.iter().zip(means).map(|(&j, m)| row[j] - m));
-        }
-        let mut blocks = Vec::new();
-        let mut start = 0;
-        for k in 1..=n {
-            if k == n || st(order[k]) != st(order[start]) || time[order[k]] != time[order[start]] {
-                blocks.push((start, k, st(order[start])));
-                start = k;
-            }
-        }
-        RiskSets {
-            p,
-            x: xs,
-            w: order
-                .iter()
-                .map(|&i| weights.map_or(1.0, |w| w[i]))
-                .collect(),
-            event: order.iter().map(|&i| data.event()[i]).collect(),
-            time: order.iter().map(|&i| time[i]).collect(),
-            blocks,
-        }
-    }
-
-    /// One backward pass: ℓ(β), U(β) and I(β) (lower triangle, then mirrored).
-    fn eval(&self, beta: &[f64], ties: Ties, sc: &mut Scratch, out: &mut Eval) {
-        let p = self.p;
-        out.loglik = 0.0;
-        out.u.iter_mut().for_each(|v| *v = 0.0);
-        out.imat.iter_mut().for_each(|v| *v = 0.0);
-        let mut s0 = 0.0;
-        let mut cur_stratum = usize::MAX;
-        for &(start, end, stratum) in self.blocks.iter().rev() {
-            if stratum != cur_stratum {
-                cur_stratum = stratum;
-                s0 = 0.0;
-                sc.s1.iter_mut().for_each(|v| *v = 0.0);
-                sc.s2.iter_mut().for_each(|v| *v = 0.0);
-            }
-            let (mut d, mut wd, mut e0) = (0usize, 0.0, 0.0);
-            for i in start..end {
-                let xi = &self.x[i * p..(i + 1) * p];
-                let eta: f64 = xi.iter().zip(beta).map(|(a, b)| a * b).sum();
-                let w = self.w[i];
-                let r = w * eta.exp();
-                let (z0, z1, z2) = if self.event[i] {
-                    if d == 0 {
-                        sc.e1.iter_mut().for_each(|v| *v = 0.0);
-                        sc.e2.iter_mut().for_each(|v| *v = 0.0);
-                    }
-                    d += 1;
-                    wd += w;
-                    out.loglik += w * eta;
-                    for (u, &xv) in out.u.iter_mut().zip(xi) {
-                        *u += w * xv;
-                    }
-                    (&mut e0, &mut sc.e1, &mut sc.e2)
-                } else {
-                    (&mut s0, &mut sc.s1, &mut sc.s2)
-                };
-                *z0 += r;
-                for j in 0..p {
-                    let rx = r * xi[j];
-                    z1[j] += rx;
-                    let row = &mut z2[j * p..j * p + j + 1];
-                    for (k, v) in row.iter_mut().enumerate() {
-                        *v += rx * xi[k];
-                    }
-                }
-            }
-            if d == 0 {
-                continue;
-            }
-            if ties == Ties::Breslow || d == 1 {
-                s0 += e0;
-                for j in 0..p {
-                    sc.s1[j] += sc.e1[j];
-                    for k in 0..=j {
-                        sc.s2[j * p + k] += sc.e2[j * p + k];
-                    }
-                }
-                out.loglik -= wd * s0.ln();
-                for j in 0..p {
-                    sc.mean[j] = sc.s1[j] / s0;
-                    out.u[j] -= wd * sc.mean[j];
-                }
-                for j in 0..p {
-                    for k in 0..=j {
-                        out.imat[j * p + k] +=
-                            wd * (sc.s2[j * p + k] / s0 - sc.mean[j] * sc.mean[k]);
-                    }
-                }
-            } else {
-                let wtave = wd / d as f64;
-                for r in 0..d {
-                    let f = 1.0 - r as f64 / d as f64;
-                    let den = s0 + f * e0;
-                    out.loglik -= wtave * den.ln();
-                    for j in 0..p {
-                        sc.mean[j] = (sc.s1[j] + f * sc.e1[j]) / den;
-                        out.u[j] -= wtave * sc.mean[j];
-                    }
-                    for j in 0..p {
-                        for k in 0..=j {
-                            let idx = j * p + k;
-                            out.imat[idx] += wtave
-                                * ((sc.s2[idx] + f * sc.e2[idx]) / den - sc.mean[j] * sc.mean[k]);
-                        }
-                    }
-                }
-                s0 += e0;
-                for j in 0..p {
-                    sc.s1[j] += sc.e1[j];
-                    for k in 0..=j {
-                        sc.s2[j * p + k] += sc.e2[j * p + k];
-                    }
-                }
-            }
-        }
-        for j in 0..p {
-            for k in 0..j {
-                out.imat[k * p + j] = out.imat[j * p + k];
-            }
-        }
-    }
-
-    /// Baseline cumulative hazard at the centring point, per stratum, at
-    /// every distinct time (see the module doc).
-    fn baseline(&self, beta: &[f64], ties: Ties) -> Vec<(usize, Vec<f64>, Vec<f64>)> {
-        let p = self.p;
-        let mut inc = vec![0.0; self.blocks.len()];
-        let mut s0 = 0.0;
-        let mut cur = usize::MAX;
-        for (b, &(start, end, stratum)) in self.blocks.iter().enumerate().rev() {
-            if stratum != cur {
-                cur = stratum;
-                s0 = 0.0;
-            }
-            let (mut d, mut wd, mut e0) = (0usize, 0.0, 0.0);
-            for i in start..end {
-                let xi = &self.x[i * p..(i + 1) * p];
-                let eta: f64 = xi.iter().zip(beta).map(|(a, b)| a * b).sum();
-                let r = self.w[i] * eta.exp();
-                if self.event[i] {
-                    d += 1;
-                    wd += self.w[i];
-                    e0 += r;
-                } else {
-                    s0 += r;
-                }
-            }
-            if d > 0 {
-                inc[b] = if ties == Ties::Breslow {
-                    wd / (s0 + e0)
-                } else {
-                    let wtave = wd / d as f64;
-                    (0..d)
-                        .map(|r| wtave / (s0 + (1.0 - r as f64 / d as f64) * e0))
-                        .sum()
-                };
-            }
-            s0 += e0;
-        }
-        let mut out: Vec<(usize, Vec<f64>, Vec<f64>)> = Vec::new();
-        let mut cum = 0.0;
-        for (b, &(start, _, stratum)) in self.blocks.iter().enumerate() {
-            if out.last().is_none_or(|o| o.0 != stratum) {
-                out.push((stratum, Vec::new(), Vec::new()));
-                cum = 0.0;
-            }
-            cum += inc[b];
-            let last = out.last_mut().expect("pushed above");
-            last.1.push(self.time[start]);
-            last.2.push(cum);
-        }
-        out
-    }
-}
-
 /// Fits a Cox model of `data` on the columns of `x`, with optional case
 /// weights and strata (stratum codes, any integers).
 pub fn cox_fit(
@@ -451,11 +216,7 @@ pub fn cox_fit(
     let all: Vec<usize> = (0..p_all).collect();
     let mut rs = RiskSets::new(data, x, &all, weights, strata, &means_all);
     let mut sc = Scratch::new(p_all);
-    let mut ev = Eval {
-        loglik: 0.0,
-        u: vec![0.0; p_all],
-        imat: vec![0.0; p_all * p_all],
-    };
+    let mut ev = Eval::new(p_all, &rs);
     rs.eval(&vec![0.0; p_all], opts.ties, &mut sc, &mut ev);
     let mut warnings = Vec::new();
 
@@ -479,11 +240,7 @@ pub fn cox_fit(
         let means_act: Vec<f64> = active.iter().map(|&j| means_all[j]).collect();
         rs = RiskSets::new(data, x, &active, weights, strata, &means_act);
         sc = Scratch::new(active.len());
-        ev = Eval {
-            loglik: 0.0,
-            u: vec![0.0; active.len()],
-            imat: vec![0.0; active.len() * active.len()],
-        };
+        ev = Eval::new(active.len(), &rs);
         rs.eval(&vec![0.0; active.len()], opts.ties, &mut sc, &mut ev);
         chol = ev.imat.clone();
         cholesky2(&mut chol, active.len(), opts.toler_chol);
@@ -583,7 +340,7 @@ pub fn cox_fit(
         .sum();
     let scale = (-shift).exp();
     let baseline = rs
-        .baseline(&newbeta, opts.ties)
+        .baseline(&ev.hazard)
         .into_iter()
         .map(|(stratum, time, cumhaz)| BaselineHazard {
             stratum,

@@ -39,6 +39,7 @@ pub mod km;
 mod linalg;
 pub mod logrank;
 pub mod nomogram;
+mod riskset;
 pub mod subgroup;
 pub mod table;
 

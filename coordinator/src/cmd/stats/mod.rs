@@ -173,3 +173,136 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: StatsCommand,
+    }
+
+    fn rossi() -> String {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/reference/survival/rossi.csv"
+        )
+        .into()
+    }
+
+    fn run_args(args: &[&str]) -> anyhow::Result<ExitCode> {
+        let mut argv = vec!["stats"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv)?;
+        run(StatsArgs {
+            command: cli.command,
+        })
+    }
+
+    #[test]
+    fn every_subcommand_runs_on_a_reference_table() {
+        let data = rossi();
+        let base = [
+            "--data",
+            data.as_str(),
+            "--time",
+            "time",
+            "--event",
+            "event",
+        ];
+        let cases: Vec<Vec<&str>> = vec![
+            vec![
+                "cox",
+                "--covariates",
+                "fin,age,prio_group",
+                "--categorical",
+                "prio_group",
+            ],
+            vec![
+                "cox",
+                "--covariates",
+                "fin,age",
+                "--ties",
+                "breslow",
+                "--strata",
+                "wexp",
+                "--json",
+            ],
+            vec!["km", "--group", "fin", "--json"],
+            vec!["km"],
+            vec!["logrank", "--group", "prio_group", "--strata", "wexp"],
+            vec![
+                "concordance",
+                "--score",
+                "prio",
+                "--bootstrap",
+                "20",
+                "--json",
+            ],
+            vec![
+                "subgroup",
+                "--factor",
+                "fin",
+                "--by",
+                "wexp",
+                "--covariates",
+                "age",
+            ],
+            vec![
+                "nomogram",
+                "--covariates",
+                "fin,age,prio_group",
+                "--categorical",
+                "prio_group",
+                "--horizons",
+                "26,52",
+                "--groups",
+                "4",
+                "--json",
+            ],
+        ];
+        for case in cases {
+            let mut args = vec![case[0]];
+            args.extend_from_slice(&base);
+            args.extend_from_slice(&case[1..]);
+            let code = run_args(&args).unwrap_or_else(|e| panic!("{args:?}: {e:#}"));
+            assert_eq!(code, ExitCode::SUCCESS, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn bad_input_names_file_and_column() {
+        let data = rossi();
+        let err = run_args(&[
+            "cox",
+            "--data",
+            &data,
+            "--time",
+            "time",
+            "--event",
+            "event",
+            "--covariates",
+            "nope",
+        ])
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("rossi.csv") && msg.contains("\"nope\""),
+            "{msg}"
+        );
+        let err = run_args(&[
+            "km",
+            "--data",
+            "/no/such.csv",
+            "--time",
+            "t",
+            "--event",
+            "e",
+        ])
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("/no/such.csv"));
+    }
+}
