@@ -17,7 +17,7 @@
 //! # Algorithm and variance
 //!
 //! `concordance3.c`'s walk, with Fenwick trees over score ranks in place of
-//! R's balanced tree: subjects are visited from the longest time down
+//! R's balanced tree (radix-sorted, the two trees interleaved in one array): subjects are visited from the longest time down
 //! (censorings before events at equal times); each event is compared with
 //! everyone already visited, i.e. with the longer-lived, by two prefix sums.
 //! A second tree of visited events gives every subject's own concordant,
@@ -27,6 +27,7 @@
 //! `sqrt(cvar)`, the variance under the Cox model. O(n log n) overall.
 
 use super::dist::norm_quantile;
+use super::sort::{f64_key, radix_sort_by_key};
 use super::{SurvData, SurvivalError};
 use crate::rng::Rng;
 use serde::Serialize;
@@ -57,74 +58,85 @@ pub struct BootstrapCi {
     pub conf_level: f64,
 }
 
-/// Fenwick (binary indexed) tree of weights over score ranks.
-struct Fenwick {
-    tree: Vec<f64>,
-    node: Vec<f64>,
-    total: f64,
+/// Two Fenwick (binary indexed) trees over score ranks in one array: the
+/// weights of every visited subject (slot 0) and of the visited events
+/// (slot 1). Every query needs both at the same moment, so interleaving them
+/// halves the cache misses of the walk.
+struct Fenwick2 {
+    tree: Vec<[f64; 2]>,
+    node: Vec<[f64; 2]>,
+    total: [f64; 2],
 }
 
-impl Fenwick {
+impl Fenwick2 {
     fn new(m: usize) -> Self {
-        Fenwick {
-            tree: vec![0.0; m + 1],
-            node: vec![0.0; m],
-            total: 0.0,
+        Fenwick2 {
+            tree: vec![[0.0; 2]; m + 1],
+            node: vec![[0.0; 2]; m],
+            total: [0.0; 2],
         }
     }
-    fn add(&mut self, r: usize, w: f64) {
-        self.node[r] += w;
-        self.total += w;
+    fn add(&mut self, r: usize, slot: usize, w: f64) {
+        self.node[r][slot] += w;
+        self.total[slot] += w;
         let mut i = r + 1;
         while i < self.tree.len() {
-            self.tree[i] += w;
+            self.tree[i][slot] += w;
             i += i & i.wrapping_neg();
         }
     }
-    /// Σ weights with rank < r.
-    fn below(&self, r: usize) -> f64 {
-        let mut s = 0.0;
+    /// Per slot: the weights (greater, less, equal) than rank r.
+    fn walk(&self, r: usize) -> [[f64; 3]; 2] {
+        let mut less = [0.0; 2];
         let mut i = r;
         while i > 0 {
-            s += self.tree[i];
+            less[0] += self.tree[i][0];
+            less[1] += self.tree[i][1];
             i -= i & i.wrapping_neg();
         }
-        s
-    }
-    /// (greater, less, equal) than rank r.
-    fn walk(&self, r: usize) -> [f64; 3] {
-        let less = self.below(r);
         let eq = self.node[r];
-        [self.total - less - eq, less, eq]
+        [0, 1].map(|k| [self.total[k] - less[k] - eq[k], less[k], eq[k]])
     }
 }
 
 /// R's counts (unreversed: index 0 counts pairs where the longer-lived has
-/// the larger score), the Cox-variance sum, and optionally the influence.
-struct Counts {
-    c: [f64; 6],
-}
+/// the larger score; 5 is the Cox-variance sum).
+type Counts = [f64; 6];
 
-/// One stratum: `idx` are its subjects; writes their influence rows
-/// (R's imat columns 0..3) into `imat` when given.
+/// One stratum: `idx` are its subjects; writes their influence rows (R's
+/// imat columns 0..3) into `imat` when given (and then also the Cox
+/// variance term).
 fn count_stratum(
     time: &[f64],
     event: &[bool],
     rank: &[usize],
     w: &[f64],
-    idx: &mut [usize],
+    idx: &mut [u32],
     n_ranks: usize,
-    mut imat: Option<&mut [[f64; 3]]>,
+    imat: Option<&mut [[f64; 3]]>,
 ) -> Counts {
-    // Longest time first, censorings before events, then by score.
-    idx.sort_unstable_by(|&a, &b| {
-        time[b]
-            .total_cmp(&time[a])
-            .then(event[a].cmp(&event[b]))
-            .then(rank[a].cmp(&rank[b]))
-    });
-    let mut all = Fenwick::new(n_ranks);
-    let mut dead = Fenwick::new(n_ranks);
+    // Longest time first, censorings before events, then by score: three
+    // stable radix passes, least significant key first.
+    radix_sort_by_key(idx, |i| rank[i as usize] as u64);
+    radix_sort_by_key(idx, |i| u64::from(event[i as usize]));
+    radix_sort_by_key(idx, |i| !f64_key(time[i as usize]));
+    // Gather the sorted subjects once (independent loads, which the CPU
+    // overlaps), so the walk below reads memory sequentially except for the
+    // trees; influence rows are kept by sorted position and scattered back.
+    let sub: Vec<(f64, f64, usize, bool)> = idx
+        .iter()
+        .map(|&i| {
+            let i = i as usize;
+            (time[i], w[i], rank[i], event[i])
+        })
+        .collect();
+    let mut inf = if imat.is_some() {
+        vec![[0.0f64; 3]; idx.len()]
+    } else {
+        Vec::new()
+    };
+    let with_var = imat.is_some();
+    let mut fen = Fenwick2::new(n_ranks);
     let mut c = [0.0; 6];
     let mut z2 = 0.0;
     let cox_term = |ws: [f64; 3], wt: f64| {
@@ -132,71 +144,76 @@ fn count_stratum(
             + ws[1] * (wt + 2.0 * (ws[0] + ws[2]))
             + (ws[0] - ws[1]) * (ws[0] - ws[1]))
     };
-    let n = idx.len();
+    let n = sub.len();
     let mut i = 0;
     while i < n {
-        let ii = idx[i];
-        if !event[ii] {
-            if let Some(m) = imat.as_deref_mut() {
-                let ds = dead.walk(rank[ii]);
-                m[ii][0] -= ds[1];
-                m[ii][1] -= ds[0];
-                m[ii][2] -= ds[2];
+        let (ti, wi, ri, ei) = sub[i];
+        if !ei {
+            if with_var {
+                let [all, dead] = fen.walk(ri);
+                inf[i] = [-dead[1], -dead[0], -dead[2]];
+                z2 += cox_term(all, wi);
             }
-            z2 += cox_term(all.walk(rank[ii]), w[ii]);
-            all.add(rank[ii], w[ii]);
+            fen.add(ri, 0, wi);
             i += 1;
             continue;
         }
-        // All events at this time (they are contiguous, sorted by score).
+        // All events at this time (contiguous, sorted by score).
         let mut j = i;
         let (mut dwt, mut dwt2) = (0.0, 0.0);
-        let mut xsave = rank[ii];
-        while j < n && event[idx[j]] && time[idx[j]] == time[ii] {
-            let jj = idx[j];
-            c[3] += w[jj] * dwt;
-            dwt += w[jj];
-            if rank[jj] != xsave {
+        let mut xsave = ri;
+        while j < n && sub[j].3 && sub[j].0 == ti {
+            let (_, wj, rj, _) = sub[j];
+            c[3] += wj * dwt;
+            dwt += wj;
+            if rj != xsave {
                 dwt2 = 0.0;
-                xsave = rank[jj];
+                xsave = rj;
             }
-            c[4] += w[jj] * dwt2;
-            dwt2 += w[jj];
-            let ws = all.walk(rank[jj]);
+            c[4] += wj * dwt2;
+            dwt2 += wj;
+            let ws = fen.walk(rj)[0];
             for k in 0..3 {
-                c[k] += w[jj] * ws[k];
+                c[k] += wj * ws[k];
             }
-            if let Some(m) = imat.as_deref_mut() {
-                for k in 0..3 {
-                    m[jj][k] += ws[k];
-                }
+            if with_var {
+                inf[j] = ws;
             }
-            dead.add(rank[jj], w[jj]);
+            fen.add(rj, 1, wj);
             j += 1;
         }
-        for &jj in &idx[i..j] {
-            if let Some(m) = imat.as_deref_mut() {
-                let ds = dead.walk(rank[jj]);
-                m[jj][0] -= ds[1];
-                m[jj][1] -= ds[0];
-                m[jj][2] -= ds[2];
+        for (k, &(_, wk, rk, _)) in sub.iter().enumerate().take(j).skip(i) {
+            if with_var {
+                let [all, dead] = fen.walk(rk);
+                inf[k][0] -= dead[1];
+                inf[k][1] -= dead[0];
+                inf[k][2] -= dead[2];
+                z2 += cox_term(all, wk);
             }
-            z2 += cox_term(all.walk(rank[jj]), w[jj]);
-            all.add(rank[jj], w[jj]);
+            fen.add(rk, 0, wk);
         }
-        c[5] += dwt * z2 / all.total;
+        if with_var {
+            c[5] += dwt * z2 / fen.total[0];
+        }
         i = j;
     }
     if let Some(m) = imat {
-        for &ii in idx.iter() {
-            let ds = dead.walk(rank[ii]);
-            m[ii][0] += ds[1];
-            m[ii][1] += ds[0];
-            m[ii][2] += ds[2];
+        // The event tree is complete now: static prefix sums replace walks.
+        let mut below = vec![0.0; n_ranks + 1];
+        for r in 0..n_ranks {
+            below[r + 1] = below[r] + fen.node[r][1];
+        }
+        let total = fen.total[1];
+        for (k, (&id, &(_, _, r, _))) in idx.iter().zip(&sub).enumerate() {
+            let (less, eq) = (below[r], fen.node[r][1]);
+            let row = &mut m[id as usize];
+            row[0] += inf[k][0] + less;
+            row[1] += inf[k][1] + total - less - eq;
+            row[2] += inf[k][2] + eq;
         }
     }
     c[3] -= c[4];
-    Counts { c }
+    c
 }
 
 fn validate(
@@ -227,24 +244,28 @@ fn validate(
 
 /// Ranks of the distinct scores (0 = smallest) and their count.
 fn ranks(score: &[f64]) -> (Vec<usize>, usize) {
-    let mut sorted: Vec<f64> = score.to_vec();
-    sorted.sort_unstable_by(f64::total_cmp);
-    sorted.dedup();
-    let r = score
-        .iter()
-        .map(|v| sorted.partition_point(|s| s < v))
-        .collect();
-    (r, sorted.len())
+    let mut order: Vec<u32> = (0..score.len() as u32).collect();
+    radix_sort_by_key(&mut order, |i| f64_key(score[i as usize]));
+    let mut rank = vec![0usize; score.len()];
+    let mut r = 0;
+    for k in 0..order.len() {
+        let i = order[k] as usize;
+        if k > 0 && score[i] != score[order[k - 1] as usize] {
+            r += 1;
+        }
+        rank[i] = r;
+    }
+    (rank, if score.is_empty() { 0 } else { r + 1 })
 }
 
-fn strata_members(n: usize, strata: Option<&[usize]>) -> Vec<Vec<usize>> {
+fn strata_members(n: usize, strata: Option<&[usize]>) -> Vec<Vec<u32>> {
     match strata {
-        None => vec![(0..n).collect()],
+        None => vec![(0..n as u32).collect()],
         Some(s) => {
             let k = s.iter().max().map_or(0, |m| m + 1);
             let mut out = vec![Vec::new(); k];
             for (i, &g) in s.iter().enumerate() {
-                out[g].push(i);
+                out[g].push(i as u32);
             }
             out.retain(|m| !m.is_empty());
             out
@@ -275,7 +296,7 @@ pub fn concordance(
             m,
             Some(&mut imat),
         );
-        for (t, v) in tot.iter_mut().zip(c.c) {
+        for (t, v) in tot.iter_mut().zip(c) {
             *t += v;
         }
     }
@@ -316,12 +337,12 @@ fn c_only(
     rank: &[usize],
     w: &[f64],
     m: usize,
-    members: &mut [Vec<usize>],
+    members: &mut [Vec<u32>],
 ) -> f64 {
     let mut tot = [0.0; 3];
     for mem in members.iter_mut() {
         let c = count_stratum(time, event, rank, w, mem, m, None);
-        for (t, v) in tot.iter_mut().zip(c.c) {
+        for (t, v) in tot.iter_mut().zip(c) {
             *t += v;
         }
     }
@@ -354,16 +375,16 @@ pub fn bootstrap_ci(
     let (mut bt, mut be, mut bs) = (vec![0.0; n], vec![false; n], vec![0.0; n]);
     let w = vec![1.0; n];
     for _ in 0..replicates {
-        let mut members: Vec<Vec<usize>> = Vec::with_capacity(groups.len());
+        let mut members: Vec<Vec<u32>> = Vec::with_capacity(groups.len());
         let mut pos = 0;
         for g in &groups {
             let mut mem = Vec::with_capacity(g.len());
             for _ in 0..g.len() {
-                let i = g[rng.below(g.len() as u64) as usize];
+                let i = g[rng.below(g.len() as u64) as usize] as usize;
                 bt[pos] = data.time()[i];
                 be[pos] = data.event()[i];
                 bs[pos] = score[i];
-                mem.push(pos);
+                mem.push(pos as u32);
                 pos += 1;
             }
             members.push(mem);

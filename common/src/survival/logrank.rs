@@ -55,8 +55,7 @@ pub fn logrank(
     let t = data.time();
     let e = data.event();
     let st = |i: usize| strata.map_or(0, |s| s[i]);
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_unstable_by(|&a, &b| st(a).cmp(&st(b)).then(t[a].total_cmp(&t[b])));
+    let order = super::riskset::sort_order(t, strata);
 
     let mut obs = vec![0.0; k];
     let mut exp = vec![0.0; k];

@@ -40,6 +40,7 @@ mod linalg;
 pub mod logrank;
 pub mod nomogram;
 mod riskset;
+mod sort;
 pub mod subgroup;
 pub mod table;
 

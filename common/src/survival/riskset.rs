@@ -1,57 +1,41 @@
 //! The sorted risk-set structure of the Cox fit and its one-pass kernels
 //! (see [`super::cox`] for the model and R's conventions).
 //!
-//! Subjects are sorted once by (stratum, time) with an LSD radix sort on the
-//! bit patterns of the times (non-negative doubles order like their bits),
-//! which skips the digits that do not vary: a few milliseconds on 100,000
-//! rows where a comparison sort takes several times that. The per-iteration
+//! Subjects are sorted once by (stratum, time) with the radix sort of
+//! [`super::sort`], and the rows are scattered (read in input order, written
+//! to their sorted place) into one contiguous centred matrix. The per-iteration
 //! pass ([`RiskSets::eval`]) runs over the sorted rows from the longest time
 //! down; for up to 8 covariates it is compiled for the exact dimension
 //! (const generics), so the p-vector and p × p updates are unrolled with no
 //! bounds checks.
 
 use super::cox::Ties;
+use super::sort::{f64_key, radix_sort_by_key};
 use super::{Design, SurvData};
 
-/// Stable LSD radix sort of `keys`, returning the permutation.
-fn radix_order(keys: &[u64]) -> Vec<u32> {
-    const BITS: u32 = 11;
-    const BUCKETS: usize = 1 << BITS;
-    let n = keys.len();
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    let mut tmp = vec![0u32; n];
-    let (all_or, all_and) = keys
-        .iter()
-        .fold((0u64, u64::MAX), |(o, a), &k| (o | k, a & k));
-    let varying = all_or ^ all_and;
-    let mut shift = 0;
-    while shift < 64 {
-        let mask = ((BUCKETS as u64) - 1) << shift;
-        if varying & mask != 0 {
-            let mut count = vec![0usize; BUCKETS + 1];
-            for &k in keys {
-                count[((k >> shift) as usize & (BUCKETS - 1)) + 1] += 1;
-            }
-            for b in 0..BUCKETS {
-                count[b + 1] += count[b];
-            }
-            for &i in &order {
-                let d = (keys[i as usize] >> shift) as usize & (BUCKETS - 1);
-                tmp[count[d]] = i;
-                count[d] += 1;
-            }
-            std::mem::swap(&mut order, &mut tmp);
-        }
-        shift += BITS;
+/// `prod · den` with the binary exponent of the result moved into `expo`,
+/// so a product of thousands of risk-set sums neither overflows nor needs a
+/// logarithm per factor. `den` must be positive and finite (a non-finite or
+/// zero value propagates into the product and so into ℓ, where the Newton
+/// loop sees it).
+#[inline]
+fn mul_normalized(prod: f64, expo: i64, den: f64) -> (f64, i64) {
+    let v = prod * den;
+    let bits = v.to_bits();
+    let e = ((bits >> 52) & 0x7ff) as i64;
+    if e == 0 || e == 0x7ff {
+        return (v, expo);
     }
-    order
+    (
+        f64::from_bits((bits & !(0x7ffu64 << 52)) | (1023u64 << 52)),
+        expo + e - 1023,
+    )
 }
 
 /// Subjects ordered by (stratum, time), ties in input order.
 pub(super) fn sort_order(time: &[f64], strata: Option<&[usize]>) -> Vec<usize> {
-    // +0.0 turns a -0.0 into +0.0; times are validated non-negative.
-    let keys: Vec<u64> = time.iter().map(|&t| (t + 0.0).to_bits()).collect();
-    let by_time = radix_order(&keys);
+    let mut by_time: Vec<u32> = (0..time.len() as u32).collect();
+    radix_sort_by_key(&mut by_time, |i| f64_key(time[i as usize]));
     match strata {
         None => by_time.into_iter().map(|i| i as usize).collect(),
         Some(s) => {
@@ -86,6 +70,8 @@ pub(super) struct RiskSets {
     /// (start, first event, end, stratum) of each block of equal
     /// (stratum, time): censored rows start..mid, events mid..end.
     blocks: Vec<(usize, usize, usize, usize)>,
+    /// Σ over events of w · x (centred), constant across iterations.
+    wx_events: Vec<f64>,
 }
 
 /// Log-likelihood, score and information at one β.
@@ -116,6 +102,8 @@ pub(super) struct Scratch {
     e1: Vec<f64>,
     e2: Vec<f64>,
     mean: Vec<f64>,
+    /// w e^η of every sorted row, for the fixed-dimension pass.
+    risk: Vec<f64>,
 }
 
 impl Scratch {
@@ -126,6 +114,7 @@ impl Scratch {
             e1: vec![0.0; p],
             e2: vec![0.0; p * p],
             mean: vec![0.0; p],
+            risk: Vec::new(),
         }
     }
 }
@@ -149,28 +138,61 @@ impl RiskSets {
         let mut start = 0;
         for k in 1..=n {
             if k == n || st(order[k]) != st(order[start]) || time[order[k]] != time[order[start]] {
+                // Stable partition: censored, then events.
+                let ev = data.event();
                 let block = &mut order[start..k];
-                block.sort_by_key(|&i| data.event()[i]);
-                let mid = start + block.iter().filter(|&&i| !data.event()[i]).count();
+                let cens = block.iter().filter(|&&i| !ev[i]).count();
+                if cens > 0 && cens < block.len() {
+                    let (mut c, mut e) = (Vec::with_capacity(cens), Vec::new());
+                    for &i in block.iter() {
+                        if ev[i] { e.push(i) } else { c.push(i) }
+                    }
+                    block[..cens].copy_from_slice(&c);
+                    block[cens..].copy_from_slice(&e);
+                }
+                let mid = start + cens;
                 blocks.push((start, mid, k, st(order[start])));
                 start = k;
             }
         }
         let p = cols.len();
-        let mut xs = Vec::with_capacity(n * p);
-        for &i in &order {
+        // Scatter rather than gather: read the rows in input order (which
+        // the prefetcher follows) and write each to its sorted position.
+        let mut pos = vec![0usize; n];
+        for (k, &i) in order.iter().enumerate() {
+            pos[i] = k;
+        }
+        let mut xs = vec![0.0; n * p];
+        let (mut ws, mut evs, mut ts) = (vec![1.0; n], vec![false; n], vec![0.0; n]);
+        let event = data.event();
+        for i in 0..n {
+            let k = pos[i];
             let row = x.row(i);
-            xs.extend(cols.iter().zip(means).map(|(&j, m)| row[j] - m));
+            let dst = &mut xs[k * p..(k + 1) * p];
+            for ((d, &j), m) in dst.iter_mut().zip(cols).zip(means) {
+                *d = row[j] - m;
+            }
+            if let Some(w) = weights {
+                ws[k] = w[i];
+            }
+            evs[k] = event[i];
+            ts[k] = time[i];
+        }
+        let mut wx_events = vec![0.0; p];
+        for k in 0..n {
+            if evs[k] {
+                for (acc, v) in wx_events.iter_mut().zip(&xs[k * p..(k + 1) * p]) {
+                    *acc += ws[k] * v;
+                }
+            }
         }
         RiskSets {
             p,
+            wx_events,
             x: xs,
-            w: order
-                .iter()
-                .map(|&i| weights.map_or(1.0, |w| w[i]))
-                .collect(),
-            event: order.iter().map(|&i| data.event()[i]).collect(),
-            time: order.iter().map(|&i| time[i]).collect(),
+            w: ws,
+            event: evs,
+            time: ts,
             blocks,
         }
     }
@@ -178,14 +200,14 @@ impl RiskSets {
     /// One backward pass: ℓ(β), U(β) and I(β).
     pub(super) fn eval(&self, beta: &[f64], ties: Ties, sc: &mut Scratch, out: &mut Eval) {
         match self.p {
-            1 => self.eval_fixed::<1>(beta, ties, out),
-            2 => self.eval_fixed::<2>(beta, ties, out),
-            3 => self.eval_fixed::<3>(beta, ties, out),
-            4 => self.eval_fixed::<4>(beta, ties, out),
-            5 => self.eval_fixed::<5>(beta, ties, out),
-            6 => self.eval_fixed::<6>(beta, ties, out),
-            7 => self.eval_fixed::<7>(beta, ties, out),
-            8 => self.eval_fixed::<8>(beta, ties, out),
+            1 => self.eval_fixed::<1>(beta, ties, &mut sc.risk, out),
+            2 => self.eval_fixed::<2>(beta, ties, &mut sc.risk, out),
+            3 => self.eval_fixed::<3>(beta, ties, &mut sc.risk, out),
+            4 => self.eval_fixed::<4>(beta, ties, &mut sc.risk, out),
+            5 => self.eval_fixed::<5>(beta, ties, &mut sc.risk, out),
+            6 => self.eval_fixed::<6>(beta, ties, &mut sc.risk, out),
+            7 => self.eval_fixed::<7>(beta, ties, &mut sc.risk, out),
+            8 => self.eval_fixed::<8>(beta, ties, &mut sc.risk, out),
             _ => self.eval_dyn(beta, ties, sc, out),
         }
     }
@@ -193,11 +215,49 @@ impl RiskSets {
     /// [`RiskSets::eval_dyn`] for a dimension known at compile time.
     // Index loops over fixed-size arrays read like the formulas and unroll.
     #[allow(clippy::needless_range_loop)]
-    fn eval_fixed<const P: usize>(&self, beta: &[f64], ties: Ties, out: &mut Eval) {
+    fn eval_fixed<const P: usize>(
+        &self,
+        beta: &[f64],
+        ties: Ties,
+        risk: &mut Vec<f64>,
+        out: &mut Eval,
+    ) {
         let beta: [f64; P] = beta.try_into().expect("beta has p entries");
         let (rows, _) = self.x.as_chunks::<P>();
-        let mut loglik = 0.0;
+        // First w e^η of every row, in parallel chunks on large data (it is
+        // independent per row; the risk-set sums below are sequential). At
+        // β = 0 (the first evaluation) every e^η is 1.
+        let n = self.w.len();
+        risk.resize(n, 0.0);
+        if beta.iter().all(|&b| b == 0.0) {
+            risk.copy_from_slice(&self.w);
+        } else {
+            const CHUNK: usize = 8192;
+            let fill = |c: usize, out: &mut [f64]| {
+                for (k, o) in out.iter_mut().enumerate() {
+                    let i = c * CHUNK + k;
+                    let mut eta = 0.0;
+                    for j in 0..P {
+                        eta += rows[i][j] * beta[j];
+                    }
+                    *o = self.w[i] * eta.exp();
+                }
+            };
+            if n >= 4 * CHUNK {
+                use rayon::prelude::*;
+                risk.par_chunks_mut(CHUNK)
+                    .enumerate()
+                    .for_each(|(c, out)| fill(c, out));
+            } else {
+                risk.chunks_mut(CHUNK)
+                    .enumerate()
+                    .for_each(|(c, out)| fill(c, out));
+            }
+        }
+        // Σ_D w η and Σ_D w x do not depend on the risk sets.
         let mut u = [0.0; P];
+        u.copy_from_slice(&self.wx_events);
+        let mut loglik: f64 = (0..P).map(|j| beta[j] * u[j]).sum();
         let mut imat = [[0.0; P]; P];
         let (mut s0, mut s1, mut s2) = (0.0, [0.0; P], [[0.0; P]; P]);
         let mut cur_stratum = usize::MAX;
@@ -208,11 +268,7 @@ impl RiskSets {
             }
             for i in start..mid {
                 let xi = &rows[i];
-                let mut eta = 0.0;
-                for j in 0..P {
-                    eta += xi[j] * beta[j];
-                }
-                let r = self.w[i] * eta.exp();
+                let r = risk[i];
                 s0 += r;
                 for j in 0..P {
                     let rx = r * xi[j];
@@ -231,17 +287,10 @@ impl RiskSets {
             let (mut e0, mut e1, mut e2) = (0.0, [0.0; P], [[0.0; P]; P]);
             for i in mid..end {
                 let xi = &rows[i];
-                let mut eta = 0.0;
-                for j in 0..P {
-                    eta += xi[j] * beta[j];
-                }
-                let w = self.w[i];
-                let r = w * eta.exp();
-                wd += w;
-                loglik += w * eta;
+                let r = risk[i];
+                wd += self.w[i];
                 e0 += r;
                 for j in 0..P {
-                    u[j] += w * xi[j];
                     let rx = r * xi[j];
                     e1[j] += rx;
                     for k in 0..=j {
@@ -259,10 +308,13 @@ impl RiskSets {
             } else {
                 let wtave = wd / d as f64;
                 let (mut t0, mut t1, mut q0, mut q1, mut q2) = (0.0, 0.0, 0.0, 0.0, 0.0);
+                // Σ_r ln den_r as the log of a running product kept in
+                // [1, 2) by moving its binary exponent out: one ln per time.
+                let (mut prod, mut expo) = (1.0f64, 0i64);
                 for r in 0..d {
                     let f = 1.0 - r as f64 / d as f64;
                     let den = s0 + f * e0;
-                    loglik -= wtave * den.ln();
+                    (prod, expo) = mul_normalized(prod, expo, den);
                     let inv = 1.0 / den;
                     let inv2 = inv * inv;
                     t0 += inv;
@@ -271,6 +323,7 @@ impl RiskSets {
                     q1 += f * inv2;
                     q2 += f * f * inv2;
                 }
+                loglik -= wtave * (prod.ln() + expo as f64 * std::f64::consts::LN_2);
                 (a0, a1, b0, b1, b2) = (wtave * t0, wtave * t1, wtave * q0, wtave * q1, wtave * q2);
             }
             out.hazard[b] = a0;
