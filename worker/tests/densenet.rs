@@ -308,3 +308,47 @@ fn train_and_eval_modes_differ_as_expected() {
         "batch statistics must differ from running ones"
     );
 }
+
+#[test]
+fn dropout3d_drops_whole_channels() {
+    use cohort_worker::model::Dropout3d;
+    let device = Device::flex().autodiff();
+    device.seed(11);
+    let x = Tensor::<5>::ones([4, 16, 3, 3, 3], &device);
+    let y = to_vec(Dropout3d::new(0.5).forward(x));
+    // Every (sample, channel) map is all 0 or all 2 (= 1 / (1 - p)).
+    let maps: Vec<&[f32]> = y.chunks(27).collect();
+    assert!(
+        maps.iter()
+            .all(|m| m.iter().all(|v| *v == 0.0) || m.iter().all(|v| *v == 2.0))
+    );
+    let dropped = maps.iter().filter(|m| m[0] == 0.0).count();
+    assert!((10..=54).contains(&dropped), "{dropped} of 64 maps dropped");
+}
+
+/// Step timings (forward + backward) on the flex backend; run with
+/// `cargo test -p cohort-worker --test densenet -- --ignored --nocapture step_timings`.
+#[test]
+#[ignore]
+fn step_timings() {
+    let device = Device::flex().autodiff();
+    for (preset, shape) in [
+        ("small", [4, 1, 32, 32, 32]),
+        ("densenet121", [4, 1, 32, 32, 32]),
+        ("densenet121", [2, 1, 64, 64, 64]),
+    ] {
+        let cfg = DenseNetConfig::preset(preset, 1).unwrap();
+        let model = DenseNet3d::new(&cfg, &device).unwrap();
+        let x = Tensor::<5>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        for i in 0..3 {
+            let t = std::time::Instant::now();
+            let grads = model.log_risk(x.clone()).sum().backward();
+            let g = to_vec(model.conv0.weight.val().grad(&grads).unwrap());
+            assert!(g[0].is_finite());
+            eprintln!(
+                "{preset} {shape:?} step {i}: {:.3} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
