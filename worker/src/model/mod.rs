@@ -14,6 +14,7 @@
 //! - [`pool`]: 3D max/average pooling, which burn 0.22 lacks, built exactly from its 2D
 //!   pooling kernels (pooling over a cube is separable).
 //! - [`monai`]: loading MONAI weights from `.pt` or safetensors, with the key mapping.
+//! - [`file`]: a Cohort model directory (`model.json` + `weights.bpk`), save and load.
 //! - [`summary`]: the layer table and parameter count of a configuration.
 //!
 //! The model is backend-agnostic: burn 0.22 tensors carry their backend in their
@@ -22,11 +23,13 @@
 
 pub mod config;
 pub mod densenet;
+pub mod file;
 pub mod monai;
 pub mod pool;
 pub mod summary;
 
 pub use config::{ConfigError, DenseNetConfig, NormKind, PRESETS};
 pub use densenet::{DenseBlock, DenseLayer, DenseNet3d, Dropout3d, Norm, Transition};
+pub use file::{ModelFileError, load_model, save_model};
 pub use monai::{ImportError, load_monai, load_monai_into, monai_key_rules};
 pub use summary::{LayerRow, Summary, summary};
