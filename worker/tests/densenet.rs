@@ -221,8 +221,7 @@ fn wrong_config_is_refused_with_names() {
         ..fixture_config()
     };
     let err = load_monai(&cfg, &fixtures().join("densenet_small.pt"), &Device::flex())
-        .err()
-        .expect("a mismatched config must not load");
+        .expect_err("a mismatched config must not load");
     eprintln!("{err}");
     assert!(err.to_string().contains("blocks.0.layers"), "{err}");
 }
@@ -373,9 +372,33 @@ fn model_directory_round_trips() {
         r#"{"in_channels": 2, "growth": 4}"#,
     )
     .unwrap();
-    let err = load_model(dir.path(), &device).err().unwrap().to_string();
+    let err = load_model(dir.path(), &device).unwrap_err().to_string();
     assert!(
         err.contains("model.json") && err.contains("growth"),
         "{err}"
     );
+}
+
+#[test]
+fn every_norm_kind_runs_forward_and_backward() {
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    for norm in [
+        NormKind::Batch,
+        NormKind::Instance,
+        NormKind::Group { num_groups: 4 },
+    ] {
+        let cfg = DenseNetConfig::preset("tiny", 2).unwrap().with_norm(norm);
+        let model = DenseNet3d::new(&cfg, &device).unwrap();
+        let x = Tensor::<5>::random([2, 2, 16, 16, 16], Distribution::Normal(0.0, 1.0), &device);
+        let eta = model.log_risk(x.clone());
+        let g = eta.sum().backward();
+        let g0 = to_vec(model.conv0.weight.val().grad(&g).unwrap());
+        assert!(
+            g0.iter().all(|v| v.is_finite()) && g0.iter().any(|v| *v != 0.0),
+            "{norm:?}"
+        );
+        let e = to_vec(model.valid().log_risk(x.without_autodiff()));
+        assert!(e.iter().all(|v| v.is_finite()), "{norm:?}");
+    }
 }
