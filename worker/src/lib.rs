@@ -7,10 +7,12 @@
 //!   a content-addressed on-disk cache and prefetching.
 //! - [`train`]: the backend-free parts of training: the global-batch sampler,
 //!   augmentation, learning-rate schedule and early stopping.
+//! - [`model`]: the 3D DenseNet (MONAI's structure and parameter counts), 3D pooling on
+//!   burn's 2D kernels, and loading MONAI weights.
 //!
-//! The 3D DenseNet, the training loop and the gradient sync live beside it as
-//! they land.
+//! The training loop and the gradient sync live beside them as they land.
 
 pub mod cox_loss;
 pub mod data;
+pub mod model;
 pub mod train;
