@@ -178,3 +178,83 @@ fn nomogram_points_reproduce_cox_predictions() {
         assert!((g.observed - g.predicted).abs() < 0.15, "{g:?}");
     }
 }
+
+/// The nomogram against `rms::nomogram` (rms 6.5, `maxscale = 100`,
+/// `nint = 10`), from `bench/survival/nomogram_reference.R`: points of every
+/// labelled value, and the total points of predicted 26- and 52-week
+/// survival.
+#[test]
+fn nomogram_matches_rms() {
+    let r: Value = serde_json::from_str(
+        &std::fs::read_to_string(local_dir().join("nomogram_rossi.json")).unwrap(),
+    )
+    .unwrap();
+    let table = rossi();
+    let data = table.surv("time", "event").unwrap();
+    let covs: Vec<String> = ["fin", "age", "prio_group"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let x = table.design(&covs, &["prio_group".to_string()]).unwrap();
+    let fit = cox_fit(&data, &x, None, None, &CoxOptions::default()).unwrap();
+    let specs = vec![
+        FactorSpec::Continuous {
+            name: "fin".into(),
+            column: 0,
+        },
+        FactorSpec::Continuous {
+            name: "age".into(),
+            column: 1,
+        },
+        FactorSpec::Categorical {
+            name: "prio_group".into(),
+            levels: vec![
+                ("0".into(), vec![]),
+                ("1".into(), vec![(2, 1.0)]),
+                ("2".into(), vec![(3, 1.0)]),
+            ],
+        },
+    ];
+    let nomo = Nomogram::build(&fit, &x, &specs, &[26.0, 52.0], 0).unwrap();
+    for f_ in &nomo.factors {
+        let want = &r["factors"][&f_.name];
+        assert_eq!(
+            f_.points
+                .iter()
+                .map(|p| p.label.clone())
+                .collect::<Vec<_>>(),
+            strings(&want["values"]),
+            "{} labels",
+            f_.name
+        );
+        for (p, w) in f_.points.iter().zip(arr(&want["points"])) {
+            close(
+                &format!("{} = {} points", f_.name, p.label),
+                p.points,
+                w,
+                0.0,
+                1e-5,
+            );
+        }
+    }
+    let mut compared = 0;
+    for (h, want) in nomo.horizons.iter().zip(r["horizons"].as_array().unwrap()) {
+        let surv = arr(&want["survival"]);
+        let tp = arr(&want["total_points"]);
+        for (s, t) in surv.iter().zip(&tp) {
+            // rms labels every probability its scale reaches; we label those
+            // inside [0, max total points]. Compare where both have one.
+            if let Some(tick) = h.ticks.iter().find(|k| (k.survival - s).abs() < 1e-12) {
+                compared += 1;
+                close(
+                    &format!("t={} S={s} total points", h.time),
+                    tick.total_points,
+                    *t,
+                    0.0,
+                    1e-4,
+                );
+            }
+        }
+    }
+    assert!(compared >= 8, "only {compared} survival ticks compared");
+}

@@ -26,11 +26,15 @@
 //!
 //! # Speed
 //!
-//! Subjects are sorted once by (stratum, time). Every iteration is one
-//! backward pass over the sorted rows, adding each subject's e^η, e^η x and
-//! e^η x xᵀ to running risk-set sums and settling each distinct event time
-//! from them: O(n p²) per iteration, with no allocation inside the pass. On
-//! 100,000 rows and 5 covariates a fit takes a few milliseconds.
+//! Subjects are sorted once by (stratum, time) (radix sort, in
+//! [`super::riskset`]). Every iteration is one backward pass over the sorted
+//! rows, adding each subject's e^η, e^η x and e^η x xᵀ to running risk-set
+//! sums and settling each distinct event time from them: O(n p²) per
+//! iteration, with no allocation inside the pass; the Efron sums over the d
+//! tied events reduce to scalar sums (O(d + p²) per time), and e^η is
+//! computed in parallel chunks. On 100,000 rows, 5 covariates and 200 tied
+//! times a fit takes about 10-18 ms (`bench/survival/run.sh`: 3x R's
+//! `coxph.fit`, 20-30x lifelines).
 //!
 //! # Degenerate data
 //!
@@ -205,14 +209,15 @@ pub fn cox_fit(
     }
     let p_all = x.n_cols();
     let wsum: f64 = weights.map_or(n as f64, |w| w.iter().sum());
-    let means_all: Vec<f64> = (0..p_all)
-        .map(|j| {
-            (0..n)
-                .map(|i| weights.map_or(1.0, |w| w[i]) * x.row(i)[j])
-                .sum::<f64>()
-                / wsum
-        })
-        .collect();
+    // One row-major pass (the design is stored by rows).
+    let mut means_all = vec![0.0; p_all];
+    for i in 0..n {
+        let wi = weights.map_or(1.0, |w| w[i]);
+        for (m, v) in means_all.iter_mut().zip(x.row(i)) {
+            *m += wi * v;
+        }
+    }
+    means_all.iter_mut().for_each(|m| *m /= wsum);
     let all: Vec<usize> = (0..p_all).collect();
     let mut rs = RiskSets::new(data, x, &all, weights, strata, &means_all);
     let mut sc = Scratch::new(p_all);

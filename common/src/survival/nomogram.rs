@@ -9,11 +9,12 @@
 //! predicted survival S(t | x) = exp(-Λ₀(t) e^{lp}) at every horizon t, from
 //! the model's baseline hazard at x = 0.
 //!
-//! The range shown for a continuous factor is, as rms's `datadist` default,
-//! from the q-th to the (1-q)-th quantile of the data with q = 10/max(n, 200)
-//! (R's type-7 quantiles), with "pretty" tick values inside it (a covariate
-//! with two values shows just those); the points still apply outside the
-//! range. This module produces the numbers; the
+//! A continuous factor's axis is labelled, as rms does (`nint = 10`), at
+//! R's `pretty(range(x), 10)` values, which may reach slightly beyond the
+//! data; a covariate with two values shows just those. The points of a
+//! factor are 0 at its smallest labelled contribution, so the 0-100 scale is
+//! set by the labelled range, exactly as in `rms::nomogram` (checked against
+//! rms 6.5 in `common/tests/survival_subgroup.rs`). This module produces the numbers; the
 //! figure is drawn by `crate::plot::nomogram`.
 
 use super::cox::CoxFit;
@@ -87,25 +88,59 @@ pub struct Nomogram {
     fit_baseline: Vec<(f64, f64)>,
 }
 
-/// R's `pretty()` for a range: about `n` round tick values inside [lo, hi].
+/// R's `pretty(c(lo, hi), n)`: about `n` intervals of 1, 2 or 5 × 10^k
+/// (R's default biases `high.u.bias = 1.5`, `u5.bias = 0.5 + 1.5 · 1.5`),
+/// covering [lo, hi].
 pub fn pretty_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
-    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
-        return vec![lo];
+    if !(lo.is_finite() && hi.is_finite()) || hi < lo {
+        return vec![];
     }
-    let raw = (hi - lo) / n.max(1) as f64;
-    let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * mag);
-    let start = (lo / step).ceil() as i64;
-    let end = (hi / step).floor() as i64;
-    (start..=end).map(|k| k as f64 * step).collect()
-}
-
-fn quantile7(sorted: &[f64], p: f64) -> f64 {
-    super::concordance::quantile_type7(sorted, p)
+    let (h, h5) = (1.5, 0.5 + 1.5 * 1.5);
+    let dx = hi - lo;
+    let mut cell = lo.abs().max(hi.abs());
+    let u = 1.0
+        + if h5 >= 1.5 * h + 0.5 {
+            1.0 / (1.0 + h)
+        } else {
+            1.5 / (1.0 + h5)
+        };
+    let small = dx < cell * u * (n.max(1) as f64) * f64::EPSILON * 3.0;
+    if small {
+        if cell > 10.0 {
+            cell = 9.0 + cell / 10.0;
+        }
+        if n > 1 {
+            cell /= n as f64;
+        }
+    } else {
+        cell = dx;
+        if n > 1 {
+            cell /= n as f64;
+        }
+    }
+    let base = 10f64.powf(cell.log10().floor());
+    let mut unit = base;
+    if 2.0 * base - cell < h * (cell - unit) {
+        unit = 2.0 * base;
+        if 5.0 * base - cell < h5 * (cell - unit) {
+            unit = 5.0 * base;
+            if 10.0 * base - cell < h * (cell - unit) {
+                unit = 10.0 * base;
+            }
+        }
+    }
+    let mut ns = (lo / unit + 1e-7).floor();
+    let mut nu = (hi / unit - 1e-7).ceil();
+    while ns * unit > lo + 1e-10 * unit {
+        ns -= 1.0;
+    }
+    while nu * unit < hi - 1e-10 * unit {
+        nu += 1.0;
+    }
+    if small && nu == ns {
+        nu += 1.0;
+    }
+    (ns as i64..=nu as i64).map(|k| k as f64 * unit).collect()
 }
 
 /// A factor before scaling: name, (label, value, β·x) per tick, β.
@@ -131,7 +166,6 @@ impl Nomogram {
             .iter()
             .map(|b| if b.is_finite() { *b } else { 0.0 })
             .collect();
-        let q = 10.0 / (x.n_rows().max(200) as f64);
         // Per factor: the labelled values with their contributions β·x.
         let mut raw: Vec<RawFactor> = Vec::new();
         for spec in specs {
@@ -144,14 +178,14 @@ impl Nomogram {
                     }
                     let mut v = x.column(*column);
                     v.sort_unstable_by(f64::total_cmp);
-                    let (lo, hi) = (quantile7(&v, q), quantile7(&v, 1.0 - q));
+                    let (lo, hi) = (v[0], v[v.len() - 1]);
                     let mut distinct = v.clone();
                     distinct.dedup();
                     let mut ticks = if distinct.len() <= 2 {
                         // A binary covariate: label its two values.
                         distinct
                     } else {
-                        pretty_ticks(lo, hi, 6)
+                        pretty_ticks(lo, hi, 10)
                     };
                     if ticks.is_empty() {
                         ticks = vec![lo, hi];
@@ -326,13 +360,16 @@ mod tests {
 
     #[test]
     fn pretty_ticks_are_round() {
+        // R: pretty(c(0, 10)), pretty(c(17, 44), 10), pretty(c(33, 81), 6).
         assert_eq!(
             pretty_ticks(0.0, 10.0, 5),
             vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
         );
+        let t = pretty_ticks(17.0, 44.0, 10);
+        assert_eq!((t[0], t[t.len() - 1], t.len()), (16.0, 44.0, 15));
         assert_eq!(
             pretty_ticks(33.0, 81.0, 6),
-            vec![40.0, 50.0, 60.0, 70.0, 80.0]
+            vec![30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0]
         );
     }
 }

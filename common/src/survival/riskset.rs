@@ -131,42 +131,28 @@ impl RiskSets {
         let n = data.len();
         let time = data.time();
         let st = |i: usize| strata.map_or(0, |s| s[i]);
-        let mut order = sort_order(time, strata);
-        // Blocks of equal (stratum, time), censored subjects first so that
-        // the passes need no per-row branch.
-        let mut blocks = Vec::new();
-        let mut start = 0;
-        for k in 1..=n {
-            if k == n || st(order[k]) != st(order[start]) || time[order[k]] != time[order[start]] {
-                // Stable partition: censored, then events.
-                let ev = data.event();
-                let block = &mut order[start..k];
-                let cens = block.iter().filter(|&&i| !ev[i]).count();
-                if cens > 0 && cens < block.len() {
-                    let (mut c, mut e) = (Vec::with_capacity(cens), Vec::new());
-                    for &i in block.iter() {
-                        if ev[i] { e.push(i) } else { c.push(i) }
-                    }
-                    block[..cens].copy_from_slice(&c);
-                    block[cens..].copy_from_slice(&e);
-                }
-                let mid = start + cens;
-                blocks.push((start, mid, k, st(order[start])));
-                start = k;
-            }
+        let event = data.event();
+        // Order by (stratum, time, event): three stable radix passes, least
+        // significant key first. Censored subjects then come first in each
+        // block of equal (stratum, time), so the passes need no per-row branch.
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        radix_sort_by_key(&mut order, |i| u64::from(event[i as usize]));
+        radix_sort_by_key(&mut order, |i| f64_key(time[i as usize]));
+        if let Some(s) = strata {
+            radix_sort_by_key(&mut order, |i| s[i as usize] as u64);
         }
         let p = cols.len();
         // Scatter rather than gather: read the rows in input order (which
         // the prefetcher follows) and write each to its sorted position.
-        let mut pos = vec![0usize; n];
+        let mut pos = vec![0u32; n];
         for (k, &i) in order.iter().enumerate() {
-            pos[i] = k;
+            pos[i as usize] = k as u32;
         }
         let mut xs = vec![0.0; n * p];
         let (mut ws, mut evs, mut ts) = (vec![1.0; n], vec![false; n], vec![0.0; n]);
-        let event = data.event();
+        let mut ss = vec![0usize; n];
         for i in 0..n {
-            let k = pos[i];
+            let k = pos[i] as usize;
             let row = x.row(i);
             let dst = &mut xs[k * p..(k + 1) * p];
             for ((d, &j), m) in dst.iter_mut().zip(cols).zip(means) {
@@ -177,6 +163,19 @@ impl RiskSets {
             }
             evs[k] = event[i];
             ts[k] = time[i];
+            ss[k] = st(i);
+        }
+        // Blocks of equal (stratum, time) from the sorted arrays.
+        let mut blocks = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let mut end = start + 1;
+            while end < n && ts[end] == ts[start] && ss[end] == ss[start] {
+                end += 1;
+            }
+            let mid = start + evs[start..end].iter().take_while(|e| !**e).count();
+            blocks.push((start, mid, end, ss[start]));
+            start = end;
         }
         let mut wx_events = vec![0.0; p];
         for k in 0..n {
