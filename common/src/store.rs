@@ -114,6 +114,22 @@ fn backend(op: &'static str, url: String, source: object_store::Error) -> StoreE
     }
 }
 
+/// Applies `options` to a cloud store builder (each builder has its own
+/// config-key type, hence a macro) and builds it.
+macro_rules! configure {
+    ($builder:expr, $options:expr, $url:expr) => {{
+        let mut builder = $builder;
+        for (key, value) in $options {
+            let parsed = key
+                .to_ascii_lowercase()
+                .parse()
+                .map_err(|_| invalid($url, format!("unknown store option {key:?}")))?;
+            builder = builder.with_config(parsed, value);
+        }
+        builder.build().map_err(|e| invalid($url, e.to_string()))?
+    }};
+}
+
 impl Store {
     /// Opens the store root named by `url`: `file:///abs/dir`, a plain path
     /// (`./cohort`, `/data/cohort`), `s3://bucket/prefix`, `gs://bucket/prefix`,
@@ -146,7 +162,6 @@ impl Store {
                 Ok(())
             }
         };
-        let config_error = |key: &str| invalid(url, format!("unknown store option {key:?}"));
         let inner: Arc<dyn ObjectStore> = match parsed.scheme() {
             "file" => {
                 if !host.is_empty() && host != "localhost" {
@@ -161,39 +176,18 @@ impl Store {
             }
             "s3" | "s3a" => {
                 needs_host("bucket")?;
-                let mut builder = AmazonS3Builder::from_env().with_bucket_name(&host);
-                for (key, value) in options {
-                    let key = key
-                        .to_ascii_lowercase()
-                        .parse()
-                        .map_err(|_| config_error(key))?;
-                    builder = builder.with_config(key, value);
-                }
-                Arc::new(builder.build().map_err(|e| invalid(url, e.to_string()))?)
+                let builder = AmazonS3Builder::from_env().with_bucket_name(&host);
+                Arc::new(configure!(builder, options, url))
             }
             "gs" => {
                 needs_host("bucket")?;
-                let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(&host);
-                for (key, value) in options {
-                    let key = key
-                        .to_ascii_lowercase()
-                        .parse()
-                        .map_err(|_| config_error(key))?;
-                    builder = builder.with_config(key, value);
-                }
-                Arc::new(builder.build().map_err(|e| invalid(url, e.to_string()))?)
+                let builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(&host);
+                Arc::new(configure!(builder, options, url))
             }
             "az" | "azure" | "abfs" | "abfss" => {
                 needs_host("container")?;
-                let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(&host);
-                for (key, value) in options {
-                    let key = key
-                        .to_ascii_lowercase()
-                        .parse()
-                        .map_err(|_| config_error(key))?;
-                    builder = builder.with_config(key, value);
-                }
-                Arc::new(builder.build().map_err(|e| invalid(url, e.to_string()))?)
+                let builder = MicrosoftAzureBuilder::from_env().with_container_name(&host);
+                Arc::new(configure!(builder, options, url))
             }
             other => return Err(invalid(url, format!("unsupported scheme {other:?}"))),
         };
@@ -475,5 +469,17 @@ mod tests {
             "{err}"
         );
         assert!(Store::open("s3:///x").is_err());
+        let option = [("no_such_option".to_string(), "1".to_string())];
+        let err = Store::open_with("s3://b/x", &option)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown store option \"no_such_option\""),
+            "{err}"
+        );
+        let err = Store::open_with("memory://m/x", &option)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not apply"), "{err}");
     }
 }
