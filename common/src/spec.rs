@@ -117,7 +117,7 @@ impl Default for PreprocessSection {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSection {
-    /// `small`, `densenet121`, `densenet169` or `densenet201`; the fields
+    /// `tiny`, `small`, `densenet121`, `densenet169` or `densenet201`; the fields
     /// below, when given, override the preset's.
     pub preset: String,
     pub growth_rate: Option<usize>,
@@ -127,6 +127,9 @@ pub struct ModelSection {
     pub dropout: Option<f64>,
     /// `batch`, `instance` or `group`.
     pub norm: String,
+    /// Groups of a group norm; unset picks the largest of 32, 16, 8, 4, 2, 1 that divides
+    /// every norm's channel count.
+    pub num_groups: Option<usize>,
 }
 
 impl Default for ModelSection {
@@ -139,6 +142,7 @@ impl Default for ModelSection {
             bn_size: None,
             dropout: None,
             norm: "batch".into(),
+            num_groups: None,
         }
     }
 }
@@ -161,6 +165,11 @@ pub struct TrainingSection {
     /// Epochs without a better validation C-index before stopping (0: never stop early).
     pub patience: u32,
     pub seed: u64,
+    /// Checkpoint every this many optimizer steps, besides the end of every epoch
+    /// (0: only at epoch ends).
+    pub checkpoint_every_steps: u64,
+    /// Checkpoints kept in the store (the newest ones); at least 1.
+    pub keep_checkpoints: usize,
     pub augment: AugmentSection,
 }
 
@@ -178,6 +187,8 @@ impl Default for TrainingSection {
             ties: "efron".into(),
             patience: 5,
             seed: 1,
+            checkpoint_every_steps: 0,
+            keep_checkpoints: 2,
             augment: AugmentSection::default(),
         }
     }
@@ -393,7 +404,7 @@ impl JobSpec {
         one_of(
             "model.preset",
             &self.model.preset,
-            &["small", "densenet121", "densenet169", "densenet201"],
+            &["tiny", "small", "densenet121", "densenet169", "densenet201"],
         )?;
         one_of(
             "model.norm",
@@ -419,6 +430,18 @@ impl JobSpec {
         }
         if !(t.lr.is_finite() && t.lr > 0.0) {
             return Err(invalid("training.lr", "must be positive"));
+        }
+        if !(t.min_lr.is_finite() && t.min_lr >= 0.0 && t.min_lr <= t.lr) {
+            return Err(invalid("training.min_lr", "must be in [0, training.lr]"));
+        }
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+            return Err(invalid("training.weight_decay", "must be 0 or more"));
+        }
+        if t.keep_checkpoints == 0 {
+            return Err(invalid("training.keep_checkpoints", "must be at least 1"));
+        }
+        if self.model.num_groups == Some(0) {
+            return Err(invalid("model.num_groups", "must be at least 1"));
         }
         if self.ensemble.members == 0 {
             return Err(invalid("ensemble.members", "must be at least 1"));

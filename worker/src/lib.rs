@@ -5,14 +5,17 @@
 //!   training optimise the true Cox objective.
 //! - [`data`]: patients' volumes from the store to preprocessed tensors, with
 //!   a content-addressed on-disk cache and prefetching.
-//! - [`train`]: the backend-free parts of training: the global-batch sampler,
-//!   augmentation, learning-rate schedule and early stopping.
+//! - [`train`]: the training loop: global-batch sampler, augmentation, schedule,
+//!   the exact-Cox step for rank `r` of `n`, checkpoints, whole trials.
 //! - [`model`]: the 3D DenseNet (MONAI's structure and parameter counts), 3D pooling on
 //!   burn's 2D kernels, and loading MONAI weights.
 //!
-//! The training loop and the gradient sync live beside them as they land.
+//! - [`score`]: risk scores of a cohort and `scores.csv`.
+//!
+//! The gradient sync over gRPC lives beside them as it lands.
 
 pub mod cox_loss;
 pub mod data;
 pub mod model;
+pub mod score;
 pub mod train;

@@ -32,15 +32,15 @@ pub const LAMBDA_DM: f64 = 0.55 * BASELINE_CUMHAZ_60 / 90.357951;
 pub const LAMBDA_LR: f64 = 0.45 * BASELINE_CUMHAZ_60 / 90.357951;
 /// Cumulative DFS hazard at 60 months for lp = 0 (S = 0.76). `90.357951` is
 /// 60^1.1, so that `(LAMBDA_DM + LAMBDA_LR) * 60^k` equals this.
-const BASELINE_CUMHAZ_60: f64 = 0.27;
+const BASELINE_CUMHAZ_60: f64 = 0.225;
 
 /// Rate of loss to follow-up per month (about 8% lost by 5 years).
 pub const LOSS_RATE: f64 = 0.0014;
 
 /// Coefficients of the image score (on standardised features).
-pub const IMAGE_VOLUME: f64 = 0.55;
-pub const IMAGE_ENHANCEMENT: f64 = 0.30;
-pub const IMAGE_HETEROGENEITY: f64 = 0.40;
+pub const IMAGE_VOLUME: f64 = 0.80;
+pub const IMAGE_ENHANCEMENT: f64 = 0.45;
+pub const IMAGE_HETEROGENEITY: f64 = 0.60;
 
 /// Everything drawn for one patient.
 #[derive(Clone, Debug, PartialEq)]

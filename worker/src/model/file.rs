@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::module::Module;
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::Device;
 
@@ -69,7 +70,9 @@ pub fn save_model(
         .auto_extension(false)
         .overwrite(true)
         .metadata("cohort_model", "densenet3d");
+    // The eval snapshot syncs pending BatchNorm statistics (see `weights_to_bytes`).
     model
+        .valid()
         .save_into(&mut store)
         .map_err(|e| ModelFileError::Weights {
             path: weights.clone(),
@@ -105,4 +108,46 @@ pub fn load_model(
             message: e.to_string(),
         })?;
     Ok((model, cfg))
+}
+
+/// The weights of `model` as burnpack bytes (what `weights.bpk` holds): every parameter with
+/// its id, and the BatchNorm running statistics. Checkpoints and object-store model
+/// directories are written from these bytes, whole.
+///
+/// The bytes are taken from the eval snapshot (`valid()`): a BatchNorm's `RunningState`
+/// keeps its latest update pending until it is synced, and visiting it (which saving does)
+/// reads the value *before* that update; `valid()` syncs first. Saving the model itself
+/// would store statistics one step stale, and a resumed run would drift from an
+/// uninterrupted one.
+pub fn weights_to_bytes(model: &DenseNet3d) -> Result<Vec<u8>, ModelFileError> {
+    let mut store = BurnpackStore::from_bytes(None).metadata("cohort_model", "densenet3d");
+    model
+        .valid()
+        .save_into(&mut store)
+        .map_err(|e| ModelFileError::Weights {
+            path: PathBuf::from("(memory)"),
+            message: e.to_string(),
+        })?;
+    let bytes = store.get_bytes().map_err(|e| ModelFileError::Weights {
+        path: PathBuf::from("(memory)"),
+        message: e.to_string(),
+    })?;
+    Ok(bytes.to_vec())
+}
+
+/// Loads burnpack `bytes` (from [`weights_to_bytes`]) into `model`, whose config must match;
+/// `source` names where the bytes came from, for the error.
+pub fn weights_from_bytes(
+    model: &mut DenseNet3d,
+    bytes: Vec<u8>,
+    source: &str,
+) -> Result<(), ModelFileError> {
+    let mut store = BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(bytes)));
+    model
+        .load_from(&mut store)
+        .map_err(|e| ModelFileError::Weights {
+            path: PathBuf::from(source),
+            message: e.to_string(),
+        })?;
+    Ok(())
 }

@@ -1,13 +1,40 @@
-//! The pieces of a training run that do not depend on the deep-learning
-//! backend: the seeded global-batch sampler, augmentation, the learning-rate
-//! schedule and early stopping. Each is a pure function of its settings,
-//! seed and position, which is what lets a resumed or re-sharded run end
-//! where an uninterrupted one would.
+//! Training a model.
+//!
+//! The backend-free pieces are pure functions of their settings, seed and
+//! position, which is what lets a resumed or re-sharded run end where an
+//! uninterrupted one would:
+//!
+//! - [`sampler`]: seeded global batches, independent of the number of workers;
+//! - [`augment`]: augmentation seeded per sample;
+//! - [`schedule`]: warm-up + cosine learning rate, early stopping;
+//! - [`plan`]: a job spec resolved into one trial's typed settings.
+//!
+//! The loop itself:
+//!
+//! - [`sync`]: what a step needs from its group ([`GroupSync`]), and the group of one;
+//! - [`grads`]: parameter gradients as one flat buffer for the all-reduce;
+//! - [`step`]: one exact-Cox optimizer step for rank `r` of `n`;
+//! - [`checkpoint`]: atomic checkpoints in the artifact store;
+//! - [`trial`]: epochs, validation, early stopping, checkpoints, final scores.
 
 pub mod augment;
+pub mod checkpoint;
+pub mod grads;
+pub mod plan;
 pub mod sampler;
 pub mod schedule;
+pub mod step;
+pub mod sync;
+pub mod trial;
 
 pub use augment::{AugmentConfig, augment, sample_rng};
+pub use checkpoint::{Checkpoint, CheckpointError, EpochRecord, TrainState};
+pub use plan::{OptimizerKind, PlanError, TrialPlan};
 pub use sampler::{GlobalBatch, Sampler, SamplerConfig, SamplerError, SamplerPosition};
 pub use schedule::{EarlyStopping, Verdict, WarmupCosine};
+pub use step::{StepBatch, StepError, StepOutcome, batch_gradients, train_step};
+pub use sync::{GroupSync, SingleWorker, SyncError};
+pub use trial::{
+    Quiet, TrialEnd, TrialError, TrialInputs, TrialObserver, TrialSummary, fingerprint, run_trial,
+    shard_range,
+};

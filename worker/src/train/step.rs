@@ -1,0 +1,160 @@
+//! One optimizer step of data-parallel Cox training, exact for any group size.
+//!
+//! The Cox partial likelihood couples every patient of a batch through its
+//! risk sets, so per-worker losses on shards of a batch are *not* the batch's
+//! loss, and averaging their gradients is not its gradient. The step instead
+//! (DESIGN.md, "exact Cox"):
+//!
+//! 1. forwards the worker's shard and all-gathers the log-risks `eta` of the
+//!    whole global batch (times and events are known everywhere: the sampler
+//!    is global and every worker holds the manifest);
+//! 2. computes the global loss and its closed-form gradient `g = dL/d eta`
+//!    ([`crate::cox_loss`]) identically on every rank;
+//! 3. backpropagates the surrogate `sum_i g_i * eta_i` over the local shard,
+//!    whose parameter gradient is the shard's share of the true gradient;
+//! 4. sums the parameter gradients over the group and steps the optimizer.
+//!
+//! With one worker, steps 1 and 4 are the identity and the surrogate's
+//! gradient equals autodiff of the Cox loss itself.
+
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor, TensorData};
+use cohort_common::survival::cox::Ties;
+
+use super::grads;
+use super::sync::{GroupSync, SyncError};
+use crate::cox_loss::{CoxLossError, cox_loss_and_grad};
+use crate::model::DenseNet3d;
+
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("gradient sync: {0}")]
+    Sync(#[from] SyncError),
+    #[error(transparent)]
+    Loss(#[from] CoxLossError),
+    #[error("step: rank {rank} sent {got} log-risks, its shard holds {expected}")]
+    Gather {
+        rank: usize,
+        expected: usize,
+        got: usize,
+    },
+    #[error("step: the model produced a non-finite log-risk; lower training.lr?")]
+    NonFinite,
+}
+
+/// The global batch of a step, and this worker's shard of its inputs.
+pub struct StepBatch<'a> {
+    /// `time` and `event` of every member of the global batch, in batch order.
+    pub time: &'a [f64],
+    pub event: &'a [bool],
+    /// Members per rank (`shard_sizes[r]` for rank `r`), summing to the batch size.
+    pub shard_sizes: &'a [usize],
+    /// This rank's stacked inputs, `[n_local, C, D, H, W]` flattened.
+    pub inputs: Vec<f32>,
+    /// `[C, D, H, W]` of one sample.
+    pub sample_shape: [usize; 4],
+}
+
+/// What a step reports.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepOutcome {
+    /// The global batch's Cox loss (per event).
+    pub loss: f64,
+    /// Events in the global batch.
+    pub events: usize,
+}
+
+/// One optimizer step; returns the updated model.
+///
+/// `device` is the autodiff device the model lives on; `lr` the step's learning rate.
+#[allow(clippy::too_many_arguments)]
+pub fn train_step(
+    model: DenseNet3d,
+    optimizer: &mut ModuleOptimizer,
+    lr: f64,
+    batch: StepBatch<'_>,
+    ties: Ties,
+    sync: &mut dyn GroupSync,
+    device: &Device,
+) -> Result<(DenseNet3d, StepOutcome), StepError> {
+    let (grads, outcome) = batch_gradients(&model, batch, ties, sync, device)?;
+    Ok((optimizer.step(lr, model, grads), outcome))
+}
+
+/// The gradient of the global batch's Cox loss with respect to the parameters, identical on
+/// every rank (steps 1-4 of the module docs, without the optimizer).
+pub fn batch_gradients(
+    model: &DenseNet3d,
+    batch: StepBatch<'_>,
+    ties: Ties,
+    sync: &mut dyn GroupSync,
+    device: &Device,
+) -> Result<(GradientsParams, StepOutcome), StepError> {
+    let rank = sync.rank();
+    let world = sync.world();
+    let local_n = batch.shard_sizes[rank];
+    let [c, d, h, w] = batch.sample_shape;
+
+    let eta = (local_n > 0).then(|| {
+        let x =
+            Tensor::<5>::from_data(TensorData::new(batch.inputs, [local_n, c, d, h, w]), device);
+        model.log_risk(x)
+    });
+    let local_eta: Vec<f32> = match &eta {
+        Some(t) => t
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("f32 after convert"),
+        None => Vec::new(),
+    };
+
+    let gathered = sync.all_gather(&local_eta)?;
+    let mut global_eta = Vec::with_capacity(batch.time.len());
+    for (r, part) in gathered.iter().enumerate() {
+        let expected = batch.shard_sizes.get(r).copied().unwrap_or(0);
+        if part.len() != expected {
+            return Err(StepError::Gather {
+                rank: r,
+                expected,
+                got: part.len(),
+            });
+        }
+        global_eta.extend(part.iter().map(|&v| v as f64));
+    }
+    if global_eta.iter().any(|v| !v.is_finite()) {
+        return Err(StepError::NonFinite);
+    }
+    let cox = cox_loss_and_grad(&global_eta, batch.time, batch.event, ties)?;
+
+    let offset: usize = batch.shard_sizes[..rank].iter().sum();
+    let inner = device.clone().inner();
+    let local_grads = match eta {
+        Some(eta) => {
+            let g: Vec<f32> = cox.grad[offset..offset + local_n]
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+            let g = Tensor::<1>::from_data(TensorData::new(g, [local_n]), device);
+            let surrogate = (eta * g).sum();
+            GradientsParams::from_grads(surrogate.backward(), model)
+        }
+        None => GradientsParams::new(),
+    };
+    let grads = if world == 1 {
+        local_grads
+    } else {
+        let mut flat = grads::flatten(model, &local_grads);
+        sync.all_reduce_sum(&mut flat)?;
+        grads::unflatten(model, &flat, &inner)
+    };
+    Ok((
+        grads,
+        StepOutcome {
+            loss: cox.loss,
+            events: cox.events,
+        },
+    ))
+}
