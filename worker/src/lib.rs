@@ -10,8 +10,13 @@
 //! - [`model`]: the 3D DenseNet (MONAI's structure and parameter counts), 3D pooling on
 //!   burn's 2D kernels, and loading MONAI weights.
 //!
-//! The training loop and the gradient sync live beside them as they land.
+//! - [`collective`]: gradient sync: the [`collective::Collective`] trait the
+//!   training loop is written against, a group of one, and ring all-reduce /
+//!   all-gather over gRPC between workers.
+//!
+//! The training loop lives beside them as it lands.
 
+pub mod collective;
 pub mod cox_loss;
 pub mod data;
 pub mod model;
