@@ -66,15 +66,14 @@ mod blocking;
 mod hub;
 mod layout;
 mod ring;
-mod wire;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use blocking::BlockingRing;
+pub use cohort_wire::{WireFormat, bf16_round};
 pub use hub::{CollectiveHub, GroupKey, tune_endpoint, tune_server};
 pub use ring::{Ring, RingConfig};
-pub use wire::{WireFormat, bf16_round};
 
 /// The collectives a data-parallel training loop needs. All ranks of a group
 /// must make the same calls in the same order (the sequence numbers of

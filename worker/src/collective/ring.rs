@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cohort_proto::auth::{self, ClientAuth, ClientTls, Token};
 use cohort_proto::v1::{self, collective_service_client::CollectiveServiceClient};
+use cohort_wire::{self as wire, WireFormat};
 use tokio::sync::{OnceCell, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -16,7 +17,6 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::hub::{CollectiveHub, Group, GroupKey, Incoming, MAX_MESSAGE, tune_endpoint};
 use super::layout::{Layout, chunks};
-use super::wire::{self, WireFormat};
 use super::{CollectiveError, Progress};
 
 /// Values of one all-gather slice this rank accepts from the network.
@@ -112,6 +112,13 @@ impl Kind {
             Kind::AllReduce => v1::CollectiveKind::AllReduceSum,
             Kind::AllGather => v1::CollectiveKind::AllGather,
         }
+    }
+}
+
+fn wire_proto(format: WireFormat) -> v1::WireFormat {
+    match format {
+        WireFormat::F32 => v1::WireFormat::F32,
+        WireFormat::Bf16 => v1::WireFormat::Bf16,
     }
 }
 
@@ -392,7 +399,7 @@ impl Session {
             collective: self.seq,
             kind: self.kind.proto() as i32,
             from_rank: self.rank as u32,
-            format: self.format().to_proto() as i32,
+            format: wire_proto(self.format()) as i32,
             total: self.total,
             bucket: bucket as u32,
             step: step as u32,
@@ -504,7 +511,7 @@ impl Session {
         }
         if chunk.collective != self.seq
             || chunk.kind != self.kind.proto() as i32
-            || chunk.format != self.format().to_proto() as i32
+            || chunk.format != wire_proto(self.format()) as i32
         {
             let kind = v1::CollectiveKind::try_from(chunk.kind)
                 .map(|k| k.as_str_name())
