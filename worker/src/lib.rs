@@ -11,9 +11,11 @@
 //!   burn's 2D kernels, and loading MONAI weights.
 //!
 //! - [`score`]: risk scores of a cohort and `scores.csv`.
-//!
-//! The gradient sync over gRPC lives beside them as it lands.
+//! - [`collective`]: gradient sync: the [`collective::Collective`] trait the
+//!   training loop is written against, a group of one, and ring all-reduce /
+//!   all-gather over gRPC between workers.
 
+pub mod collective;
 pub mod cox_loss;
 pub mod data;
 pub mod model;

@@ -9,10 +9,11 @@ use std::sync::{Arc, Barrier, Mutex};
 
 use burn::tensor::{Device, Distribution, Tensor};
 use cohort_common::survival::cox::Ties;
+use cohort_worker::collective::{Collective, CollectiveError, LocalCollective, Progress};
 use cohort_worker::model::file::{weights_from_bytes, weights_to_bytes};
 use cohort_worker::model::{DenseNet3d, DenseNetConfig, NormKind};
 use cohort_worker::train::grads::flatten;
-use cohort_worker::train::{GroupSync, SingleWorker, StepBatch, SyncError, batch_gradients};
+use cohort_worker::train::{StepBatch, batch_gradients};
 
 /// Ranks as threads: every collective is a write to this rank's slot, a barrier, a read of
 /// every slot and a second barrier. Sums run in rank order, so every rank gets the same bits.
@@ -38,26 +39,29 @@ impl ThreadGroup {
     }
 }
 
-impl GroupSync for ThreadGroup {
+impl Collective for ThreadGroup {
     fn rank(&self) -> usize {
         self.rank
     }
     fn world(&self) -> usize {
         self.world
     }
-    fn all_gather(&mut self, local: &[f32]) -> Result<Vec<Vec<f32>>, SyncError> {
+    fn all_gather(&mut self, local: &[f32]) -> Result<Vec<Vec<f32>>, CollectiveError> {
         self.slots.lock().unwrap()[self.rank] = local.to_vec();
         self.barrier.wait();
         let all = self.slots.lock().unwrap().clone();
         self.barrier.wait();
         Ok(all)
     }
-    fn all_reduce_sum(&mut self, data: &mut [f32]) -> Result<(), SyncError> {
+    fn all_reduce_sum(&mut self, data: &mut [f32]) -> Result<(), CollectiveError> {
         let all = self.all_gather(data)?;
         for (i, v) in data.iter_mut().enumerate() {
             *v = all.iter().map(|part| part[i]).sum();
         }
         Ok(())
+    }
+    fn progress(&self) -> Progress {
+        Progress::default()
     }
 }
 
@@ -97,7 +101,7 @@ fn gradient(
     time: &[f64],
     event: &[bool],
     shard_sizes: &[usize],
-    sync: &mut dyn GroupSync,
+    sync: &mut dyn Collective,
 ) -> Vec<f32> {
     let device = Device::flex().autodiff();
     let model = model_from(weights, &device);
@@ -132,7 +136,14 @@ fn max_rel_diff(a: &[f32], b: &[f32]) -> f64 {
 #[test]
 fn sharded_exact_cox_gradients_equal_the_single_worker_gradient_and_naive_ones_do_not() {
     let (weights, x, time, event) = fixture();
-    let single = gradient(&weights, &x, &time, &event, &[BATCH], &mut SingleWorker);
+    let single = gradient(
+        &weights,
+        &x,
+        &time,
+        &event,
+        &[BATCH],
+        &mut LocalCollective::new(),
+    );
     assert!(single.iter().any(|g| *g != 0.0));
 
     for world in [2, 3] {
@@ -166,7 +177,7 @@ fn sharded_exact_cox_gradients_equal_the_single_worker_gradient_and_naive_ones_d
                 &time[start..start + n],
                 &event[start..start + n],
                 &[n],
-                &mut SingleWorker,
+                &mut LocalCollective::new(),
             );
             for (a, b) in naive.iter_mut().zip(g) {
                 *a += b / world as f32;

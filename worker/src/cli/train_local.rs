@@ -16,10 +16,10 @@ use cohort_common::cohort::{MANIFEST_FILE, manifest};
 use cohort_common::preprocess::Geometry;
 use cohort_common::spec::JobSpec;
 use cohort_common::store::{Store, StoreError};
+use cohort_worker::collective::LocalCollective;
 use cohort_worker::data::{VolumeCache, VolumeSource};
 use cohort_worker::train::{
-    EpochRecord, SingleWorker, StepOutcome, TrialEnd, TrialInputs, TrialObserver, TrialPlan,
-    run_trial,
+    EpochRecord, StepOutcome, TrialEnd, TrialInputs, TrialObserver, TrialPlan, run_trial,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -136,7 +136,7 @@ pub fn run(args: TrainLocalArgs, device: Device) -> anyhow::Result<()> {
     };
     let mut observer = Bars::new(args.quiet, args.stop_after_steps);
     let started = Instant::now();
-    let end = run_trial(&inputs, &mut SingleWorker, &mut observer, &handle)?;
+    let end = run_trial(&inputs, &mut LocalCollective::new(), &mut observer, &handle)?;
     observer.bar.finish_and_clear();
     match end {
         TrialEnd::Finished(summary) => {

@@ -11,7 +11,6 @@
 //!
 //! The loop itself:
 //!
-//! - [`sync`]: what a step needs from its group ([`GroupSync`]), and the group of one;
 //! - [`grads`]: parameter gradients as one flat buffer for the all-reduce;
 //! - [`step`]: one exact-Cox optimizer step for rank `r` of `n`;
 //! - [`checkpoint`]: atomic checkpoints in the artifact store;
@@ -24,7 +23,6 @@ pub mod plan;
 pub mod sampler;
 pub mod schedule;
 pub mod step;
-pub mod sync;
 pub mod trial;
 
 pub use augment::{AugmentConfig, augment, sample_rng};
@@ -33,7 +31,6 @@ pub use plan::{OptimizerKind, PlanError, TrialPlan};
 pub use sampler::{GlobalBatch, Sampler, SamplerConfig, SamplerError, SamplerPosition};
 pub use schedule::{EarlyStopping, Verdict, WarmupCosine};
 pub use step::{StepBatch, StepError, StepOutcome, batch_gradients, train_step};
-pub use sync::{GroupSync, SingleWorker, SyncError};
 pub use trial::{
     Quiet, TrialEnd, TrialError, TrialInputs, TrialObserver, TrialSummary, fingerprint, run_trial,
     shard_range,

@@ -22,7 +22,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use cohort_common::survival::cox::Ties;
 
 use super::grads;
-use super::sync::{GroupSync, SyncError};
+use crate::collective::{Collective, CollectiveError};
 use crate::cox_loss::{CoxLossError, cox_loss_and_grad};
 use crate::model::DenseNet3d;
 
@@ -30,7 +30,7 @@ use crate::model::DenseNet3d;
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
     #[error("gradient sync: {0}")]
-    Sync(#[from] SyncError),
+    Sync(#[from] CollectiveError),
     #[error(transparent)]
     Loss(#[from] CoxLossError),
     #[error("step: rank {rank} sent {got} log-risks, its shard holds {expected}")]
@@ -75,7 +75,7 @@ pub fn train_step(
     lr: f64,
     batch: StepBatch<'_>,
     ties: Ties,
-    sync: &mut dyn GroupSync,
+    sync: &mut dyn Collective,
     device: &Device,
 ) -> Result<(DenseNet3d, StepOutcome), StepError> {
     let (grads, outcome) = batch_gradients(&model, batch, ties, sync, device)?;
@@ -88,7 +88,7 @@ pub fn batch_gradients(
     model: &DenseNet3d,
     batch: StepBatch<'_>,
     ties: Ties,
-    sync: &mut dyn GroupSync,
+    sync: &mut dyn Collective,
     device: &Device,
 ) -> Result<(GradientsParams, StepOutcome), StepError> {
     let rank = sync.rank();

@@ -2,7 +2,7 @@
 //! score the cohort with the best weights.
 //!
 //! [`run_trial`] is written for rank `r` of a group of `n` workers (a
-//! [`GroupSync`]); `cohort-worker train-local` runs it as a group of one, the
+//! [`Collective`](crate::collective::Collective)); `cohort-worker train-local` runs it as a group of one, the
 //! distributed worker as one rank of its group. Every rank computes the same
 //! global batches, the same updates and the same decisions (early stopping
 //! included); only rank 0 writes to the artifact store.
@@ -43,7 +43,7 @@ use super::plan::{OptimizerKind, TrialPlan};
 use super::sampler::{Sampler, SamplerError, SamplerPosition};
 use super::schedule::{EarlyStopping, Verdict, WarmupCosine};
 use super::step::{StepBatch, StepError, StepOutcome, train_step};
-use super::sync::{GroupSync, SyncError};
+use crate::collective::{Collective, CollectiveError};
 use crate::data::{DataError, VolumeSource, prefetch};
 use crate::model::file::{CONFIG_FILE, WEIGHTS_FILE, weights_from_bytes, weights_to_bytes};
 use crate::model::{ConfigError, DenseNet3d, ModelFileError};
@@ -57,7 +57,7 @@ pub enum TrialError {
     #[error(transparent)]
     Step(#[from] StepError),
     #[error("gradient sync: {0}")]
-    Sync(#[from] SyncError),
+    Sync(#[from] CollectiveError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
@@ -154,7 +154,7 @@ pub fn shard_range(n: usize, rank: usize, world: usize) -> std::ops::Range<usize
 /// Runs (or resumes, or merely reports) the trial in `inputs.trial`.
 pub fn run_trial(
     inputs: &TrialInputs,
-    sync: &mut dyn GroupSync,
+    sync: &mut dyn Collective,
     observer: &mut dyn TrialObserver,
     runtime: &tokio::runtime::Handle,
 ) -> Result<TrialEnd, TrialError> {
@@ -409,7 +409,7 @@ impl Trainer {
     fn validate(
         &self,
         inputs: &TrialInputs,
-        sync: &mut dyn GroupSync,
+        sync: &mut dyn Collective,
         model: &DenseNet3d,
         observer: &mut dyn TrialObserver,
     ) -> Result<f64, TrialError> {
@@ -441,7 +441,7 @@ impl Trainer {
     fn score_sharded(
         &self,
         inputs: &TrialInputs,
-        sync: &mut dyn GroupSync,
+        sync: &mut dyn Collective,
         eval: &DenseNet3d,
         indices: &[usize],
         observer: &mut dyn TrialObserver,
@@ -493,7 +493,7 @@ fn initialise_now(model: &DenseNet3d) {
 #[allow(clippy::too_many_arguments)]
 fn save_checkpoint(
     inputs: &TrialInputs,
-    sync: &dyn GroupSync,
+    sync: &dyn Collective,
     observer: &mut dyn TrialObserver,
     runtime: &tokio::runtime::Handle,
     model: &DenseNet3d,
