@@ -256,6 +256,7 @@ impl ServerTls {
 
     /// Reads the files into tonic's configuration: `Server::builder().tls_config(..)`.
     pub fn config(&self) -> Result<ServerTlsConfig, AuthError> {
+        install_crypto_provider();
         let identity = Identity::from_pem(
             read("TLS certificate", &self.cert)?,
             read("TLS key", &self.key)?,
@@ -303,6 +304,7 @@ impl ClientTls {
     }
 
     pub fn config(&self) -> Result<ClientTlsConfig, AuthError> {
+        install_crypto_provider();
         let mut config = ClientTlsConfig::new();
         if let Some(ca) = &self.ca {
             config = config.ca_certificate(Certificate::from_pem(read("TLS CA", ca)?));
@@ -324,6 +326,7 @@ impl ClientTls {
 /// scheme is taken as `http://` (or `https://` with TLS), so `host:port` from
 /// a command line or a peer list works as is.
 pub fn endpoint(url: &str, tls: Option<&ClientTls>) -> Result<Endpoint, AuthError> {
+    install_crypto_provider();
     let full = if url.contains("://") {
         url.to_string()
     } else if tls.is_some() {
@@ -406,4 +409,17 @@ mod tests {
             Err(AuthError::Read { .. })
         ));
     }
+}
+
+/// Makes ring the process's rustls crypto provider, once.
+///
+/// rustls picks a provider from its crate features only when exactly one is compiled in;
+/// this workspace also links aws-lc-rs (object_store's HTTP client), so without an explicit
+/// choice the first TLS handshake panics. Installing fails harmlessly when some other part
+/// of the process already chose.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
