@@ -10,11 +10,13 @@
 //! - [`model`]: the 3D DenseNet (MONAI's structure and parameter counts), 3D pooling on
 //!   burn's 2D kernels, and loading MONAI weights.
 //!
+//! - [`agent`]: the long-running worker process: coordinator session, assignments.
 //! - [`score`]: risk scores of a cohort and `scores.csv`.
 //! - [`collective`]: gradient sync: the [`collective::Collective`] trait the
 //!   training loop is written against, a group of one, and ring all-reduce /
 //!   all-gather over gRPC between workers.
 
+pub mod agent;
 pub mod collective;
 pub mod cox_loss;
 pub mod data;

@@ -7,19 +7,17 @@
 //! checkpoint there when started again.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use burn::tensor::Device;
-use cohort_common::cohort::{MANIFEST_FILE, manifest};
-use cohort_common::preprocess::Geometry;
+use cohort_common::cohort::Split;
 use cohort_common::spec::JobSpec;
-use cohort_common::store::{Store, StoreError};
+use cohort_common::store::Store;
 use cohort_worker::collective::LocalCollective;
-use cohort_worker::data::{VolumeCache, VolumeSource};
+use cohort_worker::data::VolumeCache;
 use cohort_worker::train::{
-    EpochRecord, StepOutcome, TrialEnd, TrialInputs, TrialObserver, TrialPlan, run_trial,
+    EpochRecord, Resources, StepOutcome, TrialEnd, TrialObserver, open_trial, run_trial,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -52,7 +50,7 @@ pub struct TrainLocalArgs {
     pub quiet: bool,
 }
 
-fn default_cache_dir() -> PathBuf {
+pub fn default_cache_dir() -> PathBuf {
     std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
@@ -72,68 +70,31 @@ pub fn run(args: TrainLocalArgs, device: Device) -> anyhow::Result<()> {
         .build()?;
     let handle = runtime.handle().clone();
 
-    let cohort = Store::open(&spec.cohort.url)
-        .with_context(|| format!("cohort.url = {:?}", spec.cohort.url))?;
-    let bytes = match handle.block_on(cohort.get(MANIFEST_FILE)) {
-        Ok(b) => b,
-        Err(StoreError::NotFound { url }) => bail!("no manifest: {url} does not exist"),
-        Err(e) => return Err(e.into()),
-    };
-    let parsed = manifest::parse(&bytes, &cohort.url_of(MANIFEST_FILE));
-    if parsed.problems.has_errors() {
-        let listed: Vec<String> = parsed
-            .problems
-            .iter()
-            .take(10)
-            .map(|p| p.to_string())
-            .collect();
-        bail!(
-            "{} has {} errors (run `cohort validate {}`):\n{}",
-            cohort.url_of(MANIFEST_FILE),
-            parsed.problems.error_count(),
-            spec.cohort.url,
-            listed.join("\n")
-        );
-    }
-    let manifest = Arc::new(parsed.manifest);
-    let splits = spec.cohort.split_rule.assign(&manifest)?;
-    let plan = TrialPlan::from_spec(&spec, manifest.sequences.len())?;
     let cache = if args.no_cache {
         None
     } else {
         let dir = args.cache_dir.clone().unwrap_or_else(default_cache_dir);
         Some(VolumeCache::open(&dir).with_context(|| format!("cache {}", dir.display()))?)
     };
-    let source = Arc::new(VolumeSource {
-        store: cohort,
-        manifest: manifest.clone(),
-        pipeline: plan.pipeline.clone(),
-        geometry: Geometry::ResampleEach,
+    let resources = Resources {
+        device,
         cache,
-    });
+        prefetch_depth: args.prefetch,
+        eval_batch_size: args.eval_batch_size,
+    };
     let trial = Store::open(&spec.artifacts.url)
         .with_context(|| format!("artifacts.url = {:?}", spec.artifacts.url))?
         .child(&format!("{}/trial-0000", spec.name))
         .context("name: must be usable as a folder name")?;
+    let inputs = handle.block_on(open_trial(spec, trial, &resources))?;
     tracing::info!(
-        trial = trial.url(),
-        patients = manifest.patients.len(),
-        train = splits.count(cohort_common::cohort::Split::Train),
-        validation = splits.count(cohort_common::cohort::Split::Validation),
-        params = plan.model.expected_num_params(),
+        trial = inputs.trial.url(),
+        patients = inputs.manifest.patients.len(),
+        train = inputs.splits.count(Split::Train),
+        validation = inputs.splits.count(Split::Validation),
+        params = inputs.plan.model.expected_num_params(),
         "training locally"
     );
-    let inputs = TrialInputs {
-        spec,
-        plan,
-        manifest,
-        splits,
-        source,
-        trial,
-        device,
-        prefetch_depth: args.prefetch,
-        eval_batch_size: args.eval_batch_size,
-    };
     let mut observer = Bars::new(args.quiet, args.stop_after_steps);
     let started = Instant::now();
     let end = run_trial(&inputs, &mut LocalCollective::new(), &mut observer, &handle)?;

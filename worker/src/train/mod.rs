@@ -14,6 +14,7 @@
 //! - [`grads`]: parameter gradients as one flat buffer for the all-reduce;
 //! - [`step`]: one exact-Cox optimizer step for rank `r` of `n`;
 //! - [`checkpoint`]: atomic checkpoints in the artifact store;
+//! - [`setup`]: reading and checking a trial's cohort and settings;
 //! - [`trial`]: epochs, validation, early stopping, checkpoints, final scores.
 
 pub mod augment;
@@ -22,6 +23,7 @@ pub mod grads;
 pub mod plan;
 pub mod sampler;
 pub mod schedule;
+pub mod setup;
 pub mod step;
 pub mod trial;
 
@@ -30,6 +32,7 @@ pub use checkpoint::{Checkpoint, CheckpointError, EpochRecord, TrainState};
 pub use plan::{OptimizerKind, PlanError, TrialPlan};
 pub use sampler::{GlobalBatch, Sampler, SamplerConfig, SamplerError, SamplerPosition};
 pub use schedule::{EarlyStopping, Verdict, WarmupCosine};
+pub use setup::{Resources, SetupError, open_trial};
 pub use step::{StepBatch, StepError, StepOutcome, batch_gradients, train_step};
 pub use trial::{
     Quiet, TrialEnd, TrialError, TrialInputs, TrialObserver, TrialSummary, fingerprint, run_trial,
