@@ -25,13 +25,15 @@ def ratio(r, field):
 
 
 print("wall: median (and min) seconds per step; cpu: median process CPU seconds per step;")
+print("adam: median seconds of the optimizer step alone (part of the step);")
 print("ratios against PyTorch eager on the same configuration.")
 print(f"{'preset':<12} {'shape':<14} {'impl':<18} {'median s':>9} {'min s':>7} {'vs torch':>9} "
-      f"{'min vs':>7} {'cpu s':>7} {'cpu vs':>7} {'peak RSS MiB':>13}")
+      f"{'min vs':>7} {'cpu s':>7} {'cpu vs':>7} {'adam s':>7} {'peak RSS MiB':>13}")
 for r in steps:
     print(f"{r['preset']:<12} {key(r)[1]:<14} {r['impl']:<18} {r['median_s']:>9.3f} "
           f"{r.get('min_s', float('nan')):>7.3f} {ratio(r, 'median_s'):>9} {ratio(r, 'min_s'):>7} "
           f"{r.get('cpu_median_s', float('nan')):>7.3f} {ratio(r, 'cpu_median_s'):>7} "
+          f"{r.get('optim_median_s', float('nan')):>7.3f} "
           f"{r['peak_rss_mib']:>13.0f}")
 
 if ops:

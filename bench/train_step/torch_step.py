@@ -51,7 +51,7 @@ def step_bench(args, shape):
     x = torch.randn(*shape)
     t = torch.arange(1, n + 1, dtype=torch.float32)
     e = torch.tensor([float(i % 4 != 3) for i in range(n)])
-    out = {"cpu": []}
+    out = {"cpu": [], "optim": []}
 
     def one():
         c0 = time.process_time()
@@ -59,7 +59,9 @@ def step_bench(args, shape):
         eta = model(x)[:, 0]
         loss = cox_loss(eta, t, e)
         loss.backward()
+        t_opt = time.perf_counter()
         opt.step()
+        out["optim"].append(time.perf_counter() - t_opt)
         out["loss"] = loss.item()
         out["cpu"].append(time.process_time() - c0)
 
@@ -72,6 +74,7 @@ def step_bench(args, shape):
         "median_s": med,
         "min_s": min(times),
         "cpu_median_s": statistics.median(out["cpu"][args.warmup:]),
+        "optim_median_s": statistics.median(out["optim"][args.warmup:]),
         "times_s": times,
         "loss": out["loss"],
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
