@@ -1,59 +1,22 @@
 //! `cohort-worker`: the data plane of Cohort.
 //!
-//! Without a subcommand it is a distributed worker (`--coordinator URL --listen ADDR`):
-//! it registers with the coordinator, trains the trials it is assigned as one rank of a
-//! group, and serves the gradient ring for its neighbours. Subcommands run single-process
-//! tools (`train-local`).
+//! A worker trains 3D DenseNet survival models on its shard of a cohort and syncs gradients
+//! with its group. Without a subcommand (`--coordinator URL --listen ADDR`) this binary is
+//! that distributed worker; subcommands are single-process tools. Every subcommand lives in
+//! [`cli`] (one file each), so adding one is a file and an enum variant there.
+//!
+//! Output rules (shared with the `cohort` binary): results go to stdout (a table for
+//! people, one JSON document with `--json`), logs go to stderr through `tracing`
+//! (`RUST_LOG=warn` to quiet them), and errors are printed once, with their causes, and exit
+//! with status 1.
 
 mod cli;
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::process::ExitCode;
 
-use anyhow::Context;
-use burn::tensor::Device;
-use clap::{Parser, Subcommand};
-use cohort_proto::auth::{ClientTls, Token};
-use cohort_worker::agent::{AgentConfig, run_agent};
-use cohort_worker::data::VolumeCache;
-use cohort_worker::train::Resources;
+use clap::Parser;
 
-/// Cohort's worker: trains and scores 3D DenseNet survival models.
-#[derive(Parser, Debug)]
-#[command(name = "cohort-worker", version, about, long_about = None)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    /// The coordinator to serve (`http://host:port`); runs this process as a worker.
-    #[arg(long, env = "COHORT_COORDINATOR")]
-    coordinator: Option<String>,
-    /// Where this worker's collective service listens for its ring neighbours.
-    #[arg(long, default_value = "0.0.0.0:7070")]
-    listen: SocketAddr,
-    /// The address peers use to reach `--listen` (default: the bound address).
-    #[arg(long, env = "COHORT_ADVERTISE")]
-    advertise: Option<String>,
-    /// This worker's id (default: host name and process id).
-    #[arg(long, env = "COHORT_WORKER_ID")]
-    worker_id: Option<String>,
-    /// The bearer token's file (else COHORT_TOKEN_FILE or COHORT_TOKEN).
-    #[arg(long)]
-    token_file: Option<PathBuf>,
-    /// Where preprocessed volumes are cached.
-    #[arg(long, env = "COHORT_CACHE_DIR")]
-    cache_dir: Option<PathBuf>,
-    /// Patients decoded ahead of the training step.
-    #[arg(long, default_value_t = 32)]
-    prefetch: usize,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Train one model in this process (no coordinator), checkpointing and scoring the cohort.
-    TrainLocal(cli::train_local::TrainLocalArgs),
-}
-
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -61,48 +24,29 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    match cli.command {
-        Some(Command::TrainLocal(args)) => cli::train_local::run(args, Device::flex()),
-        None => serve(cli),
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", one_line(&err));
+            ExitCode::FAILURE
+        }
     }
 }
 
-fn serve(cli: Cli) -> anyhow::Result<()> {
-    let coordinator = cli
-        .coordinator
-        .context("--coordinator URL is required (or a subcommand; see --help)")?;
-    let token = match &cli.token_file {
-        Some(path) => Token::from_file(path)?,
-        None => Token::require_env()?,
-    };
-    let cache = match &cli.cache_dir {
-        Some(dir) => Some(VolumeCache::open(dir).with_context(|| format!("cache {}", dir.display()))?),
-        None => Some(VolumeCache::open(cli::train_local::default_cache_dir())?),
-    };
-    let worker_id = cli.worker_id.unwrap_or_else(|| {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
-        format!("{host}-{}", std::process::id())
-    });
-    let config = AgentConfig {
-        coordinator,
-        listen: cli.listen,
-        advertise: cli.advertise,
-        worker_id,
-        token,
-        tls: ClientTls::from_env()?,
-        resources: Resources {
-            device: Device::flex(),
-            cache,
-            prefetch_depth: cli.prefetch,
-            eval_batch_size: 16,
-        },
-        device_name: "cpu".into(),
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(run_agent(config))?;
-    Ok(())
+/// The error and its causes on one line ("reading X: No such file"), skipping a cause whose
+/// text its parent already shows (library errors often print their source themselves).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

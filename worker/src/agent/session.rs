@@ -65,7 +65,10 @@ pub async fn run_agent(config: AgentConfig) -> Result<(), AgentError> {
         addr: config.listen,
         source,
     })?;
-    let advertise = config.advertise.clone().unwrap_or_else(|| bound.to_string());
+    let advertise = config
+        .advertise
+        .clone()
+        .unwrap_or_else(|| bound.to_string());
     let hub = CollectiveHub::new(Duration::from_secs(60));
     let server = tune_server(Server::builder())
         .layer(auth::server_layer(&config.token))
@@ -160,8 +163,7 @@ impl Session {
                 worker_id: self.config.worker_id.clone(),
                 collective_address: self.advertise.clone(),
                 device: self.config.device_name.clone(),
-                cpu_threads: std::thread::available_parallelism()
-                    .map_or(1, |n| n.get() as u32),
+                cpu_threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             })
             .await
             .map_err(|s| format!("register: {}", s.message()))?
@@ -317,7 +319,7 @@ impl Session {
             checkpoint_step: s.checkpoint_step,
             error: String::new(),
             group_epoch: s.group_epoch,
-            last_epoch: s.last_epoch.clone(),
+            last_epoch: s.last_epoch,
         }
     }
 }

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use burn::tensor::Device;
 use cohort_common::cohort::Split;
 use cohort_common::spec::JobSpec;
 use cohort_common::store::Store;
@@ -48,6 +47,8 @@ pub struct TrainLocalArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub device: super::DeviceArgs,
 }
 
 pub fn default_cache_dir() -> PathBuf {
@@ -59,8 +60,9 @@ pub fn default_cache_dir() -> PathBuf {
         .join("volumes")
 }
 
-/// Runs the command on `device`.
-pub fn run(args: TrainLocalArgs, device: Device) -> anyhow::Result<()> {
+/// Runs the command.
+pub fn run(args: TrainLocalArgs) -> anyhow::Result<()> {
+    let device = args.device.spec()?.device()?;
     let text = std::fs::read_to_string(&args.job)
         .with_context(|| format!("reading {}", args.job.display()))?;
     let spec = JobSpec::parse(&text, &args.job.display().to_string(), &args.set)?;

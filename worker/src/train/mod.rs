@@ -33,7 +33,9 @@ pub use plan::{OptimizerKind, PlanError, TrialPlan};
 pub use sampler::{GlobalBatch, Sampler, SamplerConfig, SamplerError, SamplerPosition};
 pub use schedule::{EarlyStopping, Verdict, WarmupCosine};
 pub use setup::{Resources, SetupError, open_trial};
-pub use step::{StepBatch, StepError, StepOutcome, batch_gradients, train_step};
+pub use step::{
+    StepBatch, StepError, StepOutcome, batch_gradients, cox_gradients, cox_step, train_step,
+};
 pub use trial::{
     Quiet, TrialEnd, TrialError, TrialInputs, TrialObserver, TrialSummary, fingerprint, run_trial,
     shard_range,

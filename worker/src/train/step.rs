@@ -23,7 +23,7 @@ use cohort_common::survival::cox::Ties;
 
 use super::grads;
 use crate::collective::{Collective, CollectiveError};
-use crate::cox_loss::{CoxLossError, cox_loss_and_grad};
+use crate::cox_loss::{CoxLoss, CoxLossError, cox_loss_and_grad};
 use crate::model::DenseNet3d;
 
 /// Why a step failed.
@@ -157,4 +157,45 @@ pub fn batch_gradients(
             events: cox.events,
         },
     ))
+}
+
+/// The parameter gradients of one batch's Cox loss, and the loss, for a batch already on an
+/// autodiff device: the single-worker case without host inputs, which the step benchmark
+/// and the backend-equivalence tests use on any backend.
+pub fn cox_gradients(
+    model: &DenseNet3d,
+    x: Tensor<5>,
+    time: &[f64],
+    event: &[bool],
+    ties: Ties,
+) -> Result<(GradientsParams, CoxLoss), CoxLossError> {
+    let device = x.device();
+    let eta = model.log_risk(x);
+    let host: Vec<f64> = eta
+        .clone()
+        .into_data()
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .unwrap_or_default();
+    let loss = cox_loss_and_grad(&host, time, event, ties)?;
+    let g: Vec<f32> = loss.grad.iter().map(|&v| v as f32).collect();
+    let n = g.len();
+    let g = Tensor::<1>::from_data(TensorData::new(g, [n]), &device);
+    let grads = (eta * g).sum().backward();
+    Ok((GradientsParams::from_grads(grads, model), loss))
+}
+
+/// [`cox_gradients`], then `optim` at learning rate `lr`: the updated model and the loss
+/// before the update.
+pub fn cox_step(
+    model: DenseNet3d,
+    optim: &mut ModuleOptimizer,
+    lr: f64,
+    x: Tensor<5>,
+    time: &[f64],
+    event: &[bool],
+    ties: Ties,
+) -> Result<(DenseNet3d, CoxLoss), CoxLossError> {
+    let (grads, loss) = cox_gradients(&model, x, time, event, ties)?;
+    Ok((optim.step(lr, model, grads), loss))
 }
