@@ -18,3 +18,20 @@ pub fn shared_dir() -> PathBuf {
         .expect("the checkout has a parent folder")
         .join("shared")
 }
+
+/// A binary of the workspace (`cohort`, `cohort-worker`), next to the running test's
+/// `deps/` folder; `cargo test --workspace` builds them.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binaries live in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo test --workspace` (or `cargo build --bins` first)",
+        path.display()
+    );
+    path
+}

@@ -30,6 +30,9 @@ enum ModelCommand {
     Summary(SummaryArgs),
     /// Import MONAI DenseNet weights (.pt or .safetensors) into a Cohort model directory.
     Import(ImportArgs),
+    /// Print every value of a model directory's weights as JSON (parameters and BatchNorm
+    /// statistics by module path), to compare two runs.
+    Weights(WeightsArgs),
 }
 
 /// Where a configuration comes from: a MODEL.json file or a preset.
@@ -113,7 +116,55 @@ pub fn run(args: ModelArgs) -> anyhow::Result<()> {
     match args.command {
         ModelCommand::Summary(a) => summary(a),
         ModelCommand::Import(a) => import(a),
+        ModelCommand::Weights(a) => weights(a),
     }
+}
+
+#[derive(Args, Debug)]
+struct WeightsArgs {
+    /// The model directory (`model.json` + `weights.bpk`).
+    #[arg(long)]
+    model: PathBuf,
+}
+
+#[derive(Serialize)]
+struct Tensor {
+    path: String,
+    values: Vec<f32>,
+}
+
+fn weights(args: WeightsArgs) -> anyhow::Result<()> {
+    use burn::module::{Module, ModuleVisitor, Param};
+    struct Collect {
+        path: Vec<String>,
+        out: Vec<Tensor>,
+    }
+    impl ModuleVisitor for Collect {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<burn::tensor::Tensor<D>>) {
+            let data = param.val().into_data().convert::<f32>();
+            self.out.push(Tensor {
+                path: self.path.join("."),
+                values: data
+                    .as_slice::<f32>()
+                    .map(<[f32]>::to_vec)
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    let (net, _) = model::load_model(&args.model, &Device::flex())
+        .with_context(|| format!("loading {}", args.model.display()))?;
+    let mut collect = Collect {
+        path: Vec::new(),
+        out: Vec::new(),
+    };
+    net.visit(&mut collect);
+    print_json(&serde_json::json!({ "tensors": collect.out }))
 }
 
 fn summary(args: SummaryArgs) -> anyhow::Result<()> {
