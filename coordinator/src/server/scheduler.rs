@@ -2,10 +2,12 @@
 //!
 //! - **Gang scheduling.** Jobs are served in submission order, their trials in
 //!   index order. A pending trial gets `workers_per_trial` idle workers at
-//!   once, ranks in worker-id order. When fewer are idle and *no* worker is
-//!   busy (so nobody will become free), it gets every idle worker, at least
-//!   one: a job whose worker died still finishes, on a smaller group (batches
-//!   do not depend on the group size, so the result is the same).
+//!   once, ranks in worker-id order. When fewer are idle, *no* worker is
+//!   busy (so nobody will become free) and no worker registered within the
+//!   job's loss timeout (so workers that are still starting are waited for),
+//!   it gets every idle worker, at least one: a job whose worker died still
+//!   finishes, on a smaller group (batches do not depend on the group size, so
+//!   the result is the same).
 //! - **Loss.** A worker silent for longer than its lease (its job's
 //!   `loss_timeout_ms` while it runs a trial) is lost: WorkerLost, the rest of
 //!   its group is cancelled, the trial goes back to pending and is resumed
@@ -154,10 +156,13 @@ impl State {
                     return;
                 }
                 let busy = self.workers.values().any(|w| !w.is_idle());
-                let want = self.jobs[&job_id].workers_per_trial.max(1) as usize;
+                let job = &self.jobs[&job_id];
+                let want = job.workers_per_trial.max(1) as usize;
+                let window = Duration::from_millis(job.loss_timeout_ms);
+                let settled = self.last_registration.is_none_or(|t| t.elapsed() >= window);
                 let n = if idle.len() >= want {
                     want
-                } else if !busy {
+                } else if !busy && settled {
                     idle.len()
                 } else {
                     return;

@@ -67,6 +67,8 @@ pub struct State {
     /// Commands to send after the next commit, in order.
     pub outbox: Vec<(String, v1::worker_command::Kind)>,
     pub next_stream_id: u64,
+    /// When a worker last registered (a smaller group waits for the fleet to settle).
+    pub last_registration: Option<Instant>,
 }
 
 impl State {
@@ -79,6 +81,7 @@ impl State {
             finishing: BTreeSet::new(),
             outbox: Vec::new(),
             next_stream_id: 1,
+            last_registration: None,
         }
     }
 
@@ -133,8 +136,10 @@ impl State {
             self.break_group(&key, &format!("worker {}: {reason}", req.worker_id), true);
         }
         tracing::info!(worker = %req.worker_id, address = %req.collective_address, "worker registered");
+        let now = Instant::now();
+        self.last_registration = Some(now);
         self.workers
-            .insert(req.worker_id.clone(), WorkerEntry::new(req, Instant::now()));
+            .insert(req.worker_id.clone(), WorkerEntry::new(req, now));
         Ok(())
     }
 
