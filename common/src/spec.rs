@@ -27,6 +27,7 @@
 //! url = "./runs"
 //! [distributed]
 //! workers_per_trial = 2
+//! collective_timeout_ms = 30000
 //! ```
 
 use std::collections::BTreeMap;
@@ -267,6 +268,10 @@ pub struct DistributedSection {
     pub bucket_mb: f64,
     /// `f32` or `bf16` on the wire.
     pub wire_format: String,
+    /// How long a rank waits for a peer inside one collective (all-reduce, all-gather)
+    /// before it fails the collective naming the rank it waits for. Longer than the
+    /// slowest step's compute imbalance; the coordinator passes it in every assignment.
+    pub collective_timeout_ms: u64,
 }
 
 impl Default for DistributedSection {
@@ -277,6 +282,7 @@ impl Default for DistributedSection {
             loss_timeout_ms: 10_000,
             bucket_mb: 25.0,
             wire_format: "f32".into(),
+            collective_timeout_ms: 30_000,
         }
     }
 }
@@ -486,6 +492,12 @@ impl JobSpec {
         if !(d.bucket_mb.is_finite() && d.bucket_mb > 0.0) {
             return Err(invalid("distributed.bucket_mb", "must be positive"));
         }
+        if d.collective_timeout_ms == 0 {
+            return Err(invalid(
+                "distributed.collective_timeout_ms",
+                "must be at least 1",
+            ));
+        }
         Ok(())
     }
 }
@@ -549,6 +561,10 @@ mod tests {
             (
                 "[cohort]\nurl = \"c\"\n[sweep]\nmethod = \"random\"\nparameters = {}\n",
                 "sweep.trials",
+            ),
+            (
+                "[cohort]\nurl = \"c\"\n[distributed]\ncollective_timeout_ms = 0\n",
+                "distributed.collective_timeout_ms",
             ),
         ];
         for (text, needle) in cases {

@@ -28,6 +28,16 @@ enum Command {
     Volume(cmd::volume::VolumeCommand),
     /// Survival statistics on a CSV table (Cox, Kaplan-Meier, log-rank, ...).
     Stats(cmd::stats::StatsArgs),
+    /// Run the coordinator (the control plane) until interrupted.
+    Coordinator(cmd::coordinator::CoordinatorArgs),
+    /// Submit a job to a coordinator; prints the job id.
+    Submit(cmd::submit::SubmitArgs),
+    /// Print a job's events until it ends; exits 0 only if it succeeded.
+    Watch(cmd::watch::WatchArgs),
+    /// Print a finished job's report.json.
+    Report(cmd::report::ReportArgs),
+    /// Run a job here: the coordinator in-process and N local workers.
+    Run(cmd::run::RunArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +54,11 @@ fn main() -> std::process::ExitCode {
         Command::Validate(args) => cmd::validate::run(args),
         Command::Volume(command) => cmd::volume::run(command),
         Command::Stats(args) => cmd::stats::run(args),
+        Command::Coordinator(args) => cmd::coordinator::run(args),
+        Command::Submit(args) => cmd::submit::run(args),
+        Command::Watch(args) => cmd::watch::run(args),
+        Command::Report(args) => cmd::report::run(args),
+        Command::Run(args) => cmd::run::run(args),
     };
     match result {
         Ok(code) => code,
