@@ -284,11 +284,20 @@ impl Session {
                 Ok(_) => {
                     self.reports.pop_front();
                 }
-                Err(s) if s.code() == tonic::Code::Unavailable => return false,
-                Err(s) => {
+                // A refusal of the report itself: keeping it would block every later one.
+                Err(s) if matches!(
+                    s.code(),
+                    tonic::Code::InvalidArgument
+                        | tonic::Code::NotFound
+                        | tonic::Code::FailedPrecondition
+                        | tonic::Code::AlreadyExists
+                ) =>
+                {
                     tracing::warn!(error = %s.message(), "the coordinator refused a report; dropping it");
                     self.reports.pop_front();
                 }
+                // The connection (or the coordinator) is gone: keep it for the next session.
+                Err(_) => return false,
             }
         }
         true

@@ -143,13 +143,20 @@ pub fn batch_gradients(
         }
         None => GradientsParams::new(),
     };
-    let grads = if world == 1 {
+    let mut grads = if world == 1 {
         local_grads
     } else {
         let mut flat = grads::flatten(model, &local_grads);
         sync.all_reduce_sum(&mut flat)?;
         grads::unflatten(model, &flat, &inner)
     };
+    // The Cox partial likelihood does not change when every log-risk shifts by the same
+    // amount, so the head's bias has a zero gradient up to rounding. Adam would normalise
+    // that rounding noise into full-size steps (a random walk that differs between group
+    // sizes and runs), so the bias is left out of the update and keeps its initial zero.
+    if let Some(bias) = &model.out.bias {
+        let _ = grads.remove::<1>(bias.id);
+    }
     Ok((
         grads,
         StepOutcome {

@@ -196,7 +196,15 @@ pub fn run_trial(
             position: SamplerPosition::default(),
             epoch_loss_sum: 0.0,
             epoch_steps: 0,
-            early_stopping: EarlyStopping::new(plan.patience, 0.0),
+            // Patience 0 means "never stop early", not "stop at the first flat epoch".
+            early_stopping: EarlyStopping::new(
+                if plan.patience == 0 {
+                    u32::MAX
+                } else {
+                    plan.patience
+                },
+                0.0,
+            ),
             history: Vec::new(),
             training_done: false,
         },
