@@ -345,6 +345,19 @@ pub fn endpoint(url: &str, tls: Option<&ClientTls>) -> Result<Endpoint, AuthErro
     Ok(endpoint)
 }
 
+/// Makes ring the process's rustls crypto provider, once.
+///
+/// rustls picks a provider from its crate features only when exactly one is compiled in;
+/// this workspace also links aws-lc-rs (object_store's HTTP client), so without an explicit
+/// choice the first TLS handshake panics. Installing fails harmlessly when some other part
+/// of the process already chose.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,17 +422,4 @@ mod tests {
             Err(AuthError::Read { .. })
         ));
     }
-}
-
-/// Makes ring the process's rustls crypto provider, once.
-///
-/// rustls picks a provider from its crate features only when exactly one is compiled in;
-/// this workspace also links aws-lc-rs (object_store's HTTP client), so without an explicit
-/// choice the first TLS handshake panics. Installing fails harmlessly when some other part
-/// of the process already chose.
-pub fn install_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
 }
