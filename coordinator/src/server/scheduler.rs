@@ -50,7 +50,8 @@ impl State {
         w.reported = reported.clone();
         let assigned = w.assignment.clone();
         if !hb.error.is_empty() {
-            tracing::warn!(worker = %hb.worker_id, job = %hb.job_id, trial = hb.trial, error = %hb.error, "worker reports an error");
+            // Informational: the failure itself arrives as a ReportResult.
+            tracing::debug!(worker = %hb.worker_id, job = %hb.job_id, trial = hb.trial, error = %hb.error, "worker reports an error");
         }
         match (&reported, &assigned) {
             (Some(r), Some((a, _))) if r == a => {}
