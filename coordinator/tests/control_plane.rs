@@ -302,6 +302,19 @@ async fn a_stalled_collective_is_named() {
         }
         _ => unreachable!(),
     }
+    // Rank 1 catches up and finishes first; its idle heartbeats (count 0) while
+    // rank 0 still scores are not a stall.
+    b.beat.lock().unwrap().collectives_done = 813;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    b.succeed(&rb, &[], 0.0).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    a.succeed(&ra, &[("p1", "test", 1.0)], 0.6).await;
+    let events = watch_all(&mut jobs, &job_id, Duration::from_secs(10)).await;
+    let stalls = kinds(&events)
+        .into_iter()
+        .filter(|k| matches!(k, Kind::StalledCollective(_)))
+        .count();
+    assert_eq!(stalls, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -280,24 +280,27 @@ impl State {
                 if group.workers.len() < 2 {
                     continue;
                 }
-                let max = group
+                // Only ranks that run this very group count: one that already
+                // ended it (rank 1 done while rank 0 scores) reports idle counts.
+                let key = AssignmentKey {
+                    job_id: job.job_id.clone(),
+                    trial: trial.index,
+                    group_epoch: group.epoch,
+                };
+                let members: Vec<(usize, &String, u64)> = group
                     .workers
                     .iter()
-                    .filter_map(|w| self.workers.get(w))
-                    .map(|w| w.collectives_done)
-                    .max()
-                    .unwrap_or(0);
-                for (rank, id) in group.workers.iter().enumerate() {
-                    if let Some(w) = self.workers.get(id) {
-                        stalls.push((
-                            job.job_id.clone(),
-                            trial.index,
-                            rank,
-                            id.clone(),
-                            max,
-                            w.collectives_done,
-                        ));
-                    }
+                    .enumerate()
+                    .filter_map(|(rank, id)| {
+                        let w = self.workers.get(id)?;
+                        let current = w.assignment.as_ref().is_some_and(|(k, _)| *k == key)
+                            && w.reported.as_ref() == Some(&key);
+                        current.then_some((rank, id, w.collectives_done))
+                    })
+                    .collect();
+                let max = members.iter().map(|m| m.2).max().unwrap_or(0);
+                for (rank, id, done) in members {
+                    stalls.push((job.job_id.clone(), trial.index, rank, id.clone(), max, done));
                 }
             }
         }
