@@ -434,3 +434,30 @@ async fn deregistering_or_re_registering_breaks_the_group_at_once() {
     assert!(ra3.group_epoch > ra2.group_epoch);
     drop(a);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assignment_nobody_takes_up_is_re_formed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = coordinator(dir.path().to_str().unwrap()).await;
+    let mut jobs = jobs(&server).await;
+    let (job_id, _) = submit(&mut jobs, &spec(1, 1)).await;
+    let mut a = FakeWorker::start(&server, "a").await;
+    let first = a.next_assignment().await;
+    // The worker "loses" the command: its heartbeats keep saying it is idle.
+    let cancel = a.next_cancel().await;
+    assert_eq!(cancel.trial, 0);
+    assert!(
+        cancel.reason.contains("did not take up"),
+        "{}",
+        cancel.reason
+    );
+    let second = a.next_assignment().await;
+    assert!(second.group_epoch > first.group_epoch);
+    a.running(&second);
+    a.succeed(&second, &[("p1", "test", 1.0)], 0.6).await;
+    let events = watch_all(&mut jobs, &job_id, Duration::from_secs(10)).await;
+    match kinds(&events).last().unwrap() {
+        Kind::JobFinished(f) => assert_eq!(f.state, v1::JobState::Succeeded as i32),
+        other => panic!("{other:?}"),
+    }
+}
