@@ -302,6 +302,19 @@ async fn a_stalled_collective_is_named() {
         }
         _ => unreachable!(),
     }
+    // Rank 1 catches up and finishes first; its idle heartbeats (count 0) while
+    // rank 0 still scores are not a stall.
+    b.beat.lock().unwrap().collectives_done = 813;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    b.succeed(&rb, &[], 0.0).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    a.succeed(&ra, &[("p1", "test", 1.0)], 0.6).await;
+    let events = watch_all(&mut jobs, &job_id, Duration::from_secs(10)).await;
+    let stalls = kinds(&events)
+        .into_iter()
+        .filter(|k| matches!(k, Kind::StalledCollective(_)))
+        .count();
+    assert_eq!(stalls, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,4 +358,106 @@ async fn cancelling_a_job_stops_its_groups() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.message().contains("training.lr"), "{}", err.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_that_keeps_failing_fails_the_job_with_the_last_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = coordinator(dir.path().to_str().unwrap()).await;
+    let mut jobs = jobs(&server).await;
+    let (job_id, _) = submit(&mut jobs, &spec(2, 1)).await;
+    let mut a = FakeWorker::start(&server, "a").await;
+    let mut epochs = Vec::new();
+    for attempt in 0..5 {
+        let assignment = a.next_assignment().await;
+        assert_eq!(assignment.trial, 0, "attempt {attempt} retries trial 0");
+        epochs.push(assignment.group_epoch);
+        a.running(&assignment);
+        a.fail(
+            &assignment,
+            &format!("rank 1 has not joined all-reduce #{attempt}"),
+        )
+        .await;
+    }
+    assert!(epochs.windows(2).all(|w| w[0] < w[1]), "{epochs:?}");
+    let events = watch_all(&mut jobs, &job_id, Duration::from_secs(10)).await;
+    match kinds(&events).last().unwrap() {
+        Kind::JobFinished(f) => assert_eq!(f.state, v1::JobState::Failed as i32),
+        other => panic!("{other:?}"),
+    }
+    let job = jobs
+        .get_job(v1::GetJobRequest { job_id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        job.error.contains("after 5 attempts") && job.error.contains("all-reduce #4"),
+        "{}",
+        job.error
+    );
+    assert_eq!(job.trials[0].state, v1::TrialState::Failed as i32);
+    assert_eq!(job.trials[1].state, v1::TrialState::Failed as i32);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deregistering_or_re_registering_breaks_the_group_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = coordinator(dir.path().to_str().unwrap()).await;
+    let mut jobs = jobs(&server).await;
+    let (job_id, _) = submit(&mut jobs, &spec(1, 2)).await;
+    let mut a = FakeWorker::start(&server, "a").await;
+    let mut b = FakeWorker::start(&server, "b").await;
+    let ra = a.next_assignment().await;
+    let rb = b.next_assignment().await;
+    a.running(&ra);
+    b.running(&rb);
+    b.deregister().await;
+    let lost = wait_event(&mut jobs, &job_id, |k| matches!(k, Kind::WorkerLost(_))).await;
+    match lost.kind.unwrap() {
+        Kind::WorkerLost(l) => assert_eq!(l.reason, "deregistered: SIGTERM"),
+        _ => unreachable!(),
+    }
+    a.next_cancel().await;
+    // `b` comes back and `a` restarts (registers again while assigned).
+    let mut b = FakeWorker::start(&server, "b").await;
+    a.idle();
+    let ra2 = a.next_assignment().await;
+    let rb2 = b.next_assignment().await;
+    assert_eq!((ra2.world_size, ra2.rank, rb2.rank), (2, 0, 1));
+    a.running(&ra2);
+    b.running(&rb2);
+    let mut a2 = FakeWorker::start(&server, "a").await;
+    let cancel = b.next_cancel().await;
+    assert_eq!(cancel.trial, 0);
+    b.idle();
+    let ra3 = a2.next_assignment().await;
+    assert!(ra3.group_epoch > ra2.group_epoch);
+    drop(a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assignment_nobody_takes_up_is_re_formed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = coordinator(dir.path().to_str().unwrap()).await;
+    let mut jobs = jobs(&server).await;
+    let (job_id, _) = submit(&mut jobs, &spec(1, 1)).await;
+    let mut a = FakeWorker::start(&server, "a").await;
+    let first = a.next_assignment().await;
+    // The worker "loses" the command: its heartbeats keep saying it is idle.
+    let cancel = a.next_cancel().await;
+    assert_eq!(cancel.trial, 0);
+    assert!(
+        cancel.reason.contains("did not take up"),
+        "{}",
+        cancel.reason
+    );
+    let second = a.next_assignment().await;
+    assert!(second.group_epoch > first.group_epoch);
+    a.running(&second);
+    a.succeed(&second, &[("p1", "test", 1.0)], 0.6).await;
+    let events = watch_all(&mut jobs, &job_id, Duration::from_secs(10)).await;
+    match kinds(&events).last().unwrap() {
+        Kind::JobFinished(f) => assert_eq!(f.state, v1::JobState::Succeeded as i32),
+        other => panic!("{other:?}"),
+    }
 }

@@ -176,8 +176,10 @@ impl Coordinator {
         spec_toml: &str,
         overrides: &[String],
     ) -> Result<(String, u32), Status> {
-        let spec = JobSpec::parse(spec_toml, "submitted job", overrides)
+        let mut spec = JobSpec::parse(spec_toml, "submitted job", overrides)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        // Artifacts go where this coordinator keeps them, whatever the file said.
+        spec.artifacts.url = self.store.url().to_string();
         let plans = trials::expand(&spec).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let resolved = toml::to_string(&spec).map_err(|e| Status::internal(e.to_string()))?;
         let n = plans.len() as u32;

@@ -48,6 +48,10 @@ pub struct WorkerEntry {
     pub collectives_done: u64,
     /// Since when this rank has been seen behind its group's collective count.
     pub behind_since: Option<Instant>,
+    /// When the current assignment was sent, and whether a heartbeat has
+    /// reported it since (an assignment nobody takes up is a lost command).
+    pub assigned_at: Instant,
+    pub taken_up: bool,
     /// The newest assignment sent, re-sent when a new heartbeat stream opens
     /// before the worker acknowledged it (the old stream may have lost it).
     pub last_assign: Option<v1::Assignment>,
@@ -72,6 +76,8 @@ impl WorkerEntry {
             collectives_done: 0,
             behind_since: None,
             last_assign: None,
+            assigned_at: now,
+            taken_up: false,
             stall_reported: None,
             cancelled: None,
         }

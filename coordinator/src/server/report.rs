@@ -111,9 +111,12 @@ fn scores_csv(job: &JobRecord, members: &[u32]) -> String {
             e.2 += 1;
         }
     }
-    let mut out = String::from("patient_id,split,score\n");
+    // The csv writer quotes ids that need it; a patient id from data must not
+    // break the file.
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let _ = out.write_record(["patient_id", "split", "score"]);
     for (patient, (split, sum, n)) in by_patient {
-        out.push_str(&format!("{patient},{split},{}\n", sum / n as f64));
+        let _ = out.write_record([patient, split, &(sum / n as f64).to_string()]);
     }
-    out
+    String::from_utf8(out.into_inner().unwrap_or_default()).unwrap_or_default()
 }

@@ -12,6 +12,8 @@
 //!   `loss_timeout_ms` while it runs a trial) is lost: WorkerLost, the rest of
 //!   its group is cancelled, the trial goes back to pending and is resumed
 //!   from its newest checkpoint by the next group (TrialResumed).
+//! - **Lost commands.** A rank whose heartbeats never report its assignment
+//!   within twice the loss timeout fails the attempt (the group is re-formed).
 //! - **Stalls.** Ranks of one group finish each collective together; a rank
 //!   whose `collectives_done` stays behind the group's maximum for
 //!   `stall_heartbeats` heartbeat intervals is named once per collective:
@@ -50,10 +52,11 @@ impl State {
         w.reported = reported.clone();
         let assigned = w.assignment.clone();
         if !hb.error.is_empty() {
-            tracing::warn!(worker = %hb.worker_id, job = %hb.job_id, trial = hb.trial, error = %hb.error, "worker reports an error");
+            // Informational: the failure itself arrives as a ReportResult.
+            tracing::debug!(worker = %hb.worker_id, job = %hb.job_id, trial = hb.trial, error = %hb.error, "worker reports an error");
         }
         match (&reported, &assigned) {
-            (Some(r), Some((a, _))) if r == a => {}
+            (Some(r), Some((a, _))) if r == a => w.taken_up = true,
             (Some(r), _) => {
                 // Running something the coordinator dissolved (or does not know
                 // after a restart): stop it, once.
@@ -212,6 +215,8 @@ impl State {
             w.collectives_done = 0;
             w.behind_since = None;
             w.last_heartbeat = now;
+            w.assigned_at = now;
+            w.taken_up = false;
             let assignment = v1::Assignment {
                 job_id: job_id.to_string(),
                 trial: index,
@@ -267,6 +272,33 @@ impl State {
             let reason = format!("no heartbeat for {:.1} s", silent.as_secs_f64());
             self.lose_worker(&id, &reason);
         }
+        // A worker that heartbeats but never reports its assignment lost the
+        // command (or refuses it): after twice the loss timeout the attempt
+        // is a failure, so the trial is re-formed rather than waiting forever.
+        let unstarted: Vec<(String, AssignmentKey, Duration)> = self
+            .workers
+            .iter()
+            .filter_map(|(id, w)| {
+                let (key, _) = w.assignment.as_ref().filter(|_| !w.taken_up)?;
+                let job = self.jobs.get(&key.job_id)?;
+                let window = Duration::from_millis(job.loss_timeout_ms) * 2;
+                let waited = now.saturating_duration_since(w.assigned_at);
+                (waited > window).then(|| (id.clone(), key.clone(), waited))
+            })
+            .collect();
+        for (id, key, waited) in unstarted {
+            let error = format!(
+                "worker {id} did not take up its assignment within {:.1} s",
+                waited.as_secs_f64()
+            );
+            tracing::warn!(job = %key.job_id, trial = key.trial, "{error}");
+            self.break_group(&key, &error, true);
+            if let Some(w) = self.workers.get_mut(&id)
+                && w.assignment.as_ref().is_some_and(|(k, _)| *k == key)
+            {
+                w.assignment = None;
+            }
+        }
         self.check_stalls(now);
     }
 
@@ -279,24 +311,27 @@ impl State {
                 if group.workers.len() < 2 {
                     continue;
                 }
-                let max = group
+                // Only ranks that run this very group count: one that already
+                // ended it (rank 1 done while rank 0 scores) reports idle counts.
+                let key = AssignmentKey {
+                    job_id: job.job_id.clone(),
+                    trial: trial.index,
+                    group_epoch: group.epoch,
+                };
+                let members: Vec<(usize, &String, u64)> = group
                     .workers
                     .iter()
-                    .filter_map(|w| self.workers.get(w))
-                    .map(|w| w.collectives_done)
-                    .max()
-                    .unwrap_or(0);
-                for (rank, id) in group.workers.iter().enumerate() {
-                    if let Some(w) = self.workers.get(id) {
-                        stalls.push((
-                            job.job_id.clone(),
-                            trial.index,
-                            rank,
-                            id.clone(),
-                            max,
-                            w.collectives_done,
-                        ));
-                    }
+                    .enumerate()
+                    .filter_map(|(rank, id)| {
+                        let w = self.workers.get(id)?;
+                        let current = w.assignment.as_ref().is_some_and(|(k, _)| *k == key)
+                            && w.reported.as_ref() == Some(&key);
+                        current.then_some((rank, id, w.collectives_done))
+                    })
+                    .collect();
+                let max = members.iter().map(|m| m.2).max().unwrap_or(0);
+                for (rank, id, done) in members {
+                    stalls.push((job.job_id.clone(), trial.index, rank, id.clone(), max, done));
                 }
             }
         }

@@ -93,13 +93,17 @@ impl State {
         }
     }
 
+    /// Tells a worker still assigned to `key` to stop. Workers that already
+    /// ended it (the one reporting a failure) or are gone get nothing.
     fn cancel_worker(&mut self, worker_id: &str, key: &AssignmentKey, reason: &str) {
-        if let Some(w) = self.workers.get_mut(worker_id) {
-            w.cancelled = Some(key.clone());
-            if w.assignment.as_ref().is_some_and(|(k, _)| k == key) {
-                w.assignment = None;
-            }
+        let Some(w) = self.workers.get_mut(worker_id) else {
+            return;
+        };
+        if !w.assignment.as_ref().is_some_and(|(k, _)| k == key) {
+            return;
         }
+        w.assignment = None;
+        w.cancelled = Some(key.clone());
         self.outbox.push((
             worker_id.to_string(),
             v1::worker_command::Kind::Cancel(v1::Cancel {

@@ -6,7 +6,9 @@
 //! a stream names the worker; its command sender is attached to the registry
 //! entry (replacing an older stream's). A heartbeat from a worker the registry
 //! does not know (lost, or the coordinator restarted) ends the stream with
-//! `FailedPrecondition`, telling the worker to Register again.
+//! `FailedPrecondition`, telling the worker to Register again; so does a
+//! heartbeat on a stream superseded by a newer Register or stream of the same
+//! worker id (a restarted process must not be confused with its old self).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -98,7 +100,15 @@ impl WorkerService for WorkerApi {
                     break;
                 }
                 let result = coordinator
-                    .apply(|st| st.heartbeat(&hb, Instant::now()))
+                    .apply(|st| {
+                        // A newer registration or stream supersedes this one.
+                        if st.workers.get(&worker_id).is_some_and(|w| w.stream_id != stream_id) {
+                            return Err(Status::failed_precondition(format!(
+                                "worker {worker_id}: this heartbeat stream was superseded by a newer registration or stream"
+                            )));
+                        }
+                        st.heartbeat(&hb, Instant::now())
+                    })
                     .await;
                 if let Err(status) = result {
                     let _ = tx.send(Err(status));

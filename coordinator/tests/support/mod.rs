@@ -299,6 +299,35 @@ impl FakeWorker {
     }
 }
 
+impl FakeWorker {
+    /// Reports that `a` failed on this rank and goes idle.
+    pub async fn fail(&mut self, a: &v1::Assignment, error: &str) {
+        self.idle();
+        let result = v1::TrialResult {
+            worker_id: self.id.clone(),
+            job_id: a.job_id.clone(),
+            trial: a.trial,
+            rank: a.rank,
+            error: error.to_string(),
+            group_epoch: a.group_epoch,
+            ..Default::default()
+        };
+        self.client.report_result(result).await.unwrap();
+    }
+
+    /// Graceful shutdown: Deregister, then stop heartbeating.
+    pub async fn deregister(&mut self) {
+        self.client
+            .deregister(v1::DeregisterRequest {
+                worker_id: self.id.clone(),
+                reason: "SIGTERM".into(),
+            })
+            .await
+            .unwrap();
+        self.kill();
+    }
+}
+
 impl Drop for FakeWorker {
     fn drop(&mut self) {
         self.heartbeats.abort();
