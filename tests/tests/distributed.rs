@@ -281,13 +281,28 @@ fn submit(coordinator: &str, args: &[String]) -> String {
     }
 }
 
-fn watch_until_done(coordinator: &str, job: &str) -> bool {
-    cohort()
-        .args(["watch", job, "--coordinator", coordinator])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
+/// `cohort watch` until the job ends; whether it succeeded, and what watch printed.
+/// Retries while the coordinator is not reachable yet (a restarted one is still starting).
+fn watch_until_done(coordinator: &str, job: &str) -> (bool, String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = cohort()
+            .args(["watch", job, "--coordinator", coordinator])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success()
+            || !text.contains("connecting to the coordinator")
+            || Instant::now() > deadline
+        {
+            return (out.status.success(), text);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn wait_for(path: &Path, what: &str) {
@@ -328,15 +343,18 @@ fn kill_9_of_a_worker_mid_trial_resumes_and_ends_with_the_uninterrupted_scores()
         !trial.join("trial.json").exists(),
         "the trial ended before the kill"
     );
+    let (ok, events) = watch_until_done(&coordinator.url, &job);
     assert!(
-        watch_until_done(&coordinator.url, &job),
-        "the job did not succeed"
+        ok,
+        "the job did not succeed:
+{events}"
     );
     assert!(trial.join("trial.json").exists());
 
     // The same job again, uninterrupted, on the one remaining worker.
     let again = submit(&coordinator.url, &sets(&cohort_dir, &runs, &extra));
-    assert!(watch_until_done(&coordinator.url, &again));
+    let (ok, events) = watch_until_done(&coordinator.url, &again);
+    assert!(ok, "the reference job did not succeed:\n{events}");
     let reference = runs.join("jobs").join(&again).join("trial-0000");
     assert_same_scores(&reference, &trial, "after kill -9 of a worker");
 }
@@ -359,10 +377,13 @@ fn kill_9_of_the_coordinator_mid_job_a_restarted_one_finishes_without_rerunning_
     let finished_at = std::fs::metadata(&first).unwrap().modified().unwrap();
     coordinator.kill_9();
 
-    let restarted = start_coordinator(port, &runs);
+    let mut restarted = start_coordinator(port, &runs);
+    let (ok, events) = watch_until_done(&restarted.url, &job);
+    let log = std::fs::read_to_string(runs.with_extension("coordinator.log")).unwrap_or_default();
     assert!(
-        watch_until_done(&restarted.url, &job),
-        "the restarted coordinator did not finish the job"
+        ok,
+        "the restarted coordinator did not finish the job:\n{events}\ncoordinator log:\n{log}\nexit: {:?}",
+        restarted.child.try_wait()
     );
     assert!(folder.join("trial-0001/trial.json").exists());
     assert_eq!(

@@ -285,13 +285,14 @@ impl Session {
                     self.reports.pop_front();
                 }
                 // A refusal of the report itself: keeping it would block every later one.
-                Err(s) if matches!(
-                    s.code(),
-                    tonic::Code::InvalidArgument
-                        | tonic::Code::NotFound
-                        | tonic::Code::FailedPrecondition
-                        | tonic::Code::AlreadyExists
-                ) =>
+                Err(s)
+                    if matches!(
+                        s.code(),
+                        tonic::Code::InvalidArgument
+                            | tonic::Code::NotFound
+                            | tonic::Code::FailedPrecondition
+                            | tonic::Code::AlreadyExists
+                    ) =>
                 {
                     tracing::warn!(error = %s.message(), "the coordinator refused a report; dropping it");
                     self.reports.pop_front();
