@@ -92,13 +92,13 @@ const LATEST: &str = "checkpoints/latest.json";
 /// `keep` checkpoints. Returns the checkpoint folder's URL.
 pub async fn save(
     trial: &Store,
-    checkpoint: &Checkpoint,
+    checkpoint: Checkpoint,
     keep: usize,
 ) -> Result<String, CheckpointError> {
     let dir = format!("checkpoints/step-{:08}", checkpoint.state.step);
     let state = serde_json::to_vec_pretty(&checkpoint.state).expect("state serialises");
     trial
-        .put(&format!("{dir}/model.bpk"), checkpoint.model.clone())
+        .put(&format!("{dir}/model.bpk"), checkpoint.model)
         .await?;
     trial
         .put(
@@ -208,7 +208,7 @@ mod tests {
                 optimizer: vec![1, 2, 3],
                 state: state(step),
             };
-            save(&store, &c, 2).await.unwrap();
+            save(&store, c, 2).await.unwrap();
         }
         let got = load_latest(&store, "abc").await.unwrap().unwrap();
         assert_eq!(got.state, state(30));

@@ -132,15 +132,7 @@ pub fn batch_gradients(
     let offset: usize = batch.shard_sizes[..rank].iter().sum();
     let inner = device.clone().inner();
     let local_grads = match eta {
-        Some(eta) => {
-            let g: Vec<f32> = cox.grad[offset..offset + local_n]
-                .iter()
-                .map(|&v| v as f32)
-                .collect();
-            let g = Tensor::<1>::from_data(TensorData::new(g, [local_n]), device);
-            let surrogate = (eta * g).sum();
-            GradientsParams::from_grads(surrogate.backward(), model)
-        }
+        Some(eta) => surrogate_gradients(model, eta, &cox.grad[offset..offset + local_n]),
         None => GradientsParams::new(),
     };
     let mut grads = if world == 1 {
@@ -176,7 +168,6 @@ pub fn cox_gradients(
     event: &[bool],
     ties: Ties,
 ) -> Result<(GradientsParams, CoxLoss), CoxLossError> {
-    let device = x.device();
     let eta = model.log_risk(x);
     let host: Vec<f64> = eta
         .clone()
@@ -185,11 +176,17 @@ pub fn cox_gradients(
         .try_into_vec::<f64>()
         .unwrap_or_default();
     let loss = cox_loss_and_grad(&host, time, event, ties)?;
-    let g: Vec<f32> = loss.grad.iter().map(|&v| v as f32).collect();
+    Ok((surrogate_gradients(model, eta, &loss.grad), loss))
+}
+
+/// The parameter gradients of `sum_k g_k * eta_k` with `g` a constant: the chain rule's
+/// second half, once `g = dL/d eta` is known in closed form.
+fn surrogate_gradients(model: &DenseNet3d, eta: Tensor<1>, g: &[f64]) -> GradientsParams {
+    let device = eta.device();
+    let g: Vec<f32> = g.iter().map(|&v| v as f32).collect();
     let n = g.len();
     let g = Tensor::<1>::from_data(TensorData::new(g, [n]), &device);
-    let grads = (eta * g).sum().backward();
-    Ok((GradientsParams::from_grads(grads, model), loss))
+    GradientsParams::from_grads((eta * g).sum().backward(), model)
 }
 
 /// [`cox_gradients`], then `optim` at learning rate `lr`: the updated model and the loss

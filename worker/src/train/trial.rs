@@ -28,7 +28,7 @@ use std::time::Instant;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, decay::WeightDecayConfig};
 use burn::tensor::{Device, Tensor};
-use cohort_common::cohort::{Manifest, Split, SplitAssignment};
+use cohort_common::cohort::{Endpoint, Manifest, Split, SplitAssignment};
 use cohort_common::rng::Rng;
 use cohort_common::spec::{EndpointName, JobSpec};
 use cohort_common::store::{Store, StoreError};
@@ -384,15 +384,8 @@ impl Trainer {
     fn new(inputs: &TrialInputs) -> Result<Trainer, TrialError> {
         let plan = &inputs.plan;
         let pool = inputs.splits.indices(Split::Train);
-        let endpoint = |i: usize| {
-            let p = &inputs.manifest.patients[i];
-            match plan.endpoint {
-                EndpointName::Dfs => p.dfs,
-                EndpointName::Dmfs => p.dmfs,
-            }
-        };
-        let time: Vec<f64> = pool.iter().map(|&i| endpoint(i).months).collect();
-        let event: Vec<bool> = pool.iter().map(|&i| endpoint(i).event).collect();
+        let time: Vec<f64> = pool.iter().map(|&i| endpoint(inputs, i).months).collect();
+        let event: Vec<bool> = pool.iter().map(|&i| endpoint(inputs, i).event).collect();
         let sampler = Sampler::new(plan.sampler.clone(), event.clone())?;
         let batches_per_epoch = sampler.batches_per_epoch();
         let per_epoch = batches_per_epoch as u64;
@@ -430,11 +423,7 @@ impl Trainer {
             .validation
             .iter()
             .map(|&i| {
-                let p = &inputs.manifest.patients[i];
-                let e = match inputs.plan.endpoint {
-                    EndpointName::Dfs => p.dfs,
-                    EndpointName::Dmfs => p.dmfs,
-                };
+                let e = endpoint(inputs, i);
                 (e.months, e.event)
             })
             .unzip();
@@ -467,6 +456,15 @@ impl Trainer {
         let local: Vec<f32> = local.into_iter().map(|s| s as f32).collect();
         let gathered = sync.all_gather(&local)?;
         Ok(gathered.into_iter().flatten().map(f64::from).collect())
+    }
+}
+
+/// Manifest patient `i`'s outcome on the trial's endpoint.
+fn endpoint(inputs: &TrialInputs, i: usize) -> Endpoint {
+    let p = &inputs.manifest.patients[i];
+    match inputs.plan.endpoint {
+        EndpointName::Dfs => p.dfs,
+        EndpointName::Dmfs => p.dmfs,
     }
 }
 
@@ -523,7 +521,7 @@ fn save_checkpoint(
     };
     let url = runtime.block_on(checkpoint::save(
         &inputs.trial,
-        &c,
+        c,
         inputs.plan.keep_checkpoints,
     ))?;
     tracing::debug!(step = state.step, %url, elapsed = ?started.elapsed(), "checkpoint written");
