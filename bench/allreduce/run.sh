@@ -9,8 +9,11 @@
 # Rust ranks, e.g. --wire bf16 --chunk-bytes 524288]
 # Env: PROFILE (dev|release; default dev: the kernels (cohort-wire) and every
 # dependency are at opt-level 3 there too, and dev shares the warm build),
-# WORLDS ("2 4"), SIZES, ITERS. Besides wall time it prints the CPU seconds
-# rank 0 spent per all-reduce, steadier than wall time on a loaded machine.
+# WORLDS ("2 4"), SIZES, ITERS, THREADS (tokio threads per Rust rank; 0, the
+# default, is one per core), FEATURES
+# (cargo features of cohort-worker, e.g. "tch" to reuse a test build). Besides
+# wall time it prints the CPU seconds rank 0 spent per all-reduce, steadier than
+# wall time on a loaded machine.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here="$root/bench/allreduce"
@@ -18,11 +21,12 @@ profile=${PROFILE:-dev}
 worlds=${WORLDS:-"2 4"}
 sizes=${SIZES:-11200000,1000000}
 iters=${ITERS:-20}
+threads=${THREADS:-0}
 target=${CARGO_TARGET_DIR:-$root/target}
 export COHORT_TOKEN=${COHORT_TOKEN:-bench-$RANDOM$RANDOM}
 
 echo "building the Rust benchmark ($profile) ..." >&2
-(cd "$root" && cargo build -q --profile "$profile" -p cohort-worker --example allreduce_bench)
+(cd "$root" && cargo build -q --profile "$profile" -p cohort-worker ${FEATURES:+--features "$FEATURES"} --example allreduce_bench)
 dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
 bin="$target/$dir/examples/allreduce_bench"
 
@@ -32,7 +36,7 @@ for n in $worlds; do
   echo "cohort ring, $n ranks ..." >&2
   pids=()
   for ((r = 0; r < n; r++)); do
-    "$bin" --rank "$r" --peers "$peers" --sizes "$sizes" --iters "$iters" "$@" >>"$out" &
+    "$bin" --rank "$r" --peers "$peers" --sizes "$sizes" --iters "$iters" --threads "$threads" "$@" >>"$out" &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p"; done

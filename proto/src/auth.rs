@@ -130,6 +130,22 @@ impl Token {
         &self.0
     }
 
+    /// The `authorization` header that carries this token: `Bearer <token>`.
+    /// For clients that build their HTTP/2 requests themselves (the
+    /// collectives' data path); tonic clients use [`ClientAuth`].
+    pub fn bearer_header(&self) -> tonic::codegen::http::HeaderValue {
+        let mut value: tonic::codegen::http::HeaderValue = self
+            .bearer()
+            .parse()
+            .expect("Token::new admits only visible ASCII, which is a valid header value");
+        value.set_sensitive(true);
+        value
+    }
+
+    fn bearer(&self) -> String {
+        format!("Bearer {}", self.0)
+    }
+
     fn digest(&self) -> [u8; 32] {
         Sha256::digest(self.0.as_bytes()).into()
     }
@@ -200,7 +216,8 @@ pub struct ClientAuth {
 
 impl ClientAuth {
     pub fn new(token: &Token) -> Self {
-        let header = format!("Bearer {}", token.expose())
+        let header = token
+            .bearer()
             .parse()
             .expect("Token::new admits only visible ASCII, which is a valid header value");
         Self { header }

@@ -41,6 +41,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    cohort_worker::alloc::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)

@@ -19,6 +19,7 @@
 //!   all-gather over gRPC between workers.
 
 pub mod agent;
+pub mod alloc;
 pub mod backend;
 pub mod collective;
 pub mod cox_loss;

@@ -1,10 +1,14 @@
 //! Ring all-reduce and all-gather over real gRPC on loopback: several ranks in
-//! one process, each with its own server, hub and ring.
+//! one process, each with its own server, hub and ring; over TLS too; and the
+//! hub's hand-framed gRPC against tonic's generated client.
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use cohort_common::rng::Rng;
-use cohort_proto::auth::{self, Token};
+use cohort_proto::auth::{self, ClientAuth, ClientTls, ServerTls, Token};
+use cohort_proto::v1;
+use cohort_proto::v1::collective_service_client::CollectiveServiceClient;
 use cohort_worker::collective::{
     BlockingRing, Collective, CollectiveError, CollectiveHub, Ring, RingConfig, WireFormat,
     tune_server,
@@ -18,12 +22,20 @@ fn token() -> Token {
 
 /// One worker's receiving side: a hub behind the auth layer on 127.0.0.1:0.
 async fn start_hub() -> (CollectiveHub, String) {
+    start_hub_with(None).await
+}
+
+async fn start_hub_with(tls: Option<&ServerTls>) -> (CollectiveHub, String) {
     let hub = CollectiveHub::new(Duration::from_secs(5));
     let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap())
         .unwrap()
         .with_nodelay(Some(true));
     let addr = incoming.local_addr().unwrap().to_string();
-    let router = tune_server(Server::builder())
+    let mut server = tune_server(Server::builder());
+    if let Some(tls) = tls {
+        server = server.tls_config(tls.config().unwrap()).unwrap();
+    }
+    let router = server
         .layer(auth::server_layer(&token()))
         .add_service(hub.service());
     tokio::spawn(router.serve_with_incoming(incoming));
@@ -49,9 +61,14 @@ impl Default for Opts {
 }
 
 async fn rings(n: usize, opts: &Opts) -> Vec<Ring> {
+    tls_rings(n, opts, None).await
+}
+
+/// `n` rings whose hubs serve TLS with `tls` and whose ranks dial with it.
+async fn tls_rings(n: usize, opts: &Opts, tls: Option<(&ServerTls, &ClientTls)>) -> Vec<Ring> {
     let mut hubs = Vec::new();
     for _ in 0..n {
-        hubs.push(start_hub().await);
+        hubs.push(start_hub_with(tls.map(|(server, _)| server)).await);
     }
     let peers: Vec<String> = hubs.iter().map(|(_, a)| a.clone()).collect();
     hubs.iter()
@@ -65,6 +82,7 @@ async fn rings(n: usize, opts: &Opts) -> Vec<Ring> {
             config.chunk_bytes = opts.chunk_bytes;
             config.wire = opts.wire;
             config.timeout = opts.timeout;
+            config.tls = tls.map(|(_, client)| client.clone());
             Ring::new(hub, config).unwrap()
         })
         .collect()
@@ -350,4 +368,121 @@ fn world_of_one_and_the_blocking_facade() {
         assert_eq!(data, vec![3.0; 5]);
         assert_eq!(gathered, vec![vec![0.0], vec![1.0]]);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn all_reduce_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    // Peers dial 127.0.0.1:port, so the certificate names the IP address.
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let server = ServerTls {
+        cert: cert.clone(),
+        key,
+        client_ca: None,
+    };
+    let client = ClientTls {
+        ca: Some(cert),
+        ..ClientTls::default()
+    };
+    let opts = Opts {
+        chunk_bytes: 4096,
+        ..Opts::default()
+    };
+    let inputs = random_vectors(3, 10_000, 42);
+    let rings = tls_rings(3, &opts, Some((&server, &client))).await;
+    let (_, results) = all_reduce(rings, inputs.clone()).await;
+    let expected = ring_order_sum(&inputs, (opts.bucket_bytes / 4).max(1), opts.wire);
+    for result in results {
+        assert_eq!(result.unwrap(), expected);
+    }
+
+    // A rank that does not trust the CA behind its neighbour's certificate
+    // does not connect at all.
+    let stranger = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let other_ca = dir.path().join("other.pem");
+    std::fs::write(&other_ca, stranger.cert.pem()).unwrap();
+    let (hub, addr) = start_hub_with(Some(&server)).await;
+    let (hub_b, addr_b) = start_hub_with(Some(&server)).await;
+    let peers = vec![addr, addr_b];
+    let mut config = RingConfig::new(0, peers.clone(), token());
+    config.timeout = Duration::from_secs(2);
+    config.tls = Some(ClientTls {
+        ca: Some(other_ca),
+        ..ClientTls::default()
+    });
+    let mut untrusting = Ring::new(&hub, config).unwrap();
+    let mut config = RingConfig::new(1, peers, token());
+    config.timeout = Duration::from_secs(2);
+    config.tls = Some(client.clone());
+    let mut b = Ring::new(&hub_b, config).unwrap();
+    let task = tokio::spawn(async move { b.all_reduce_sum(&mut [1.0]).await });
+    let err = untrusting.all_reduce_sum(&mut [1.0]).await.unwrap_err();
+    assert!(
+        matches!(err, CollectiveError::Send { rank: 1, .. })
+            && err.to_string().contains("certificate"),
+        "{err}"
+    );
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_speaks_grpc_to_the_generated_client() {
+    let (hub_a, addr_a) = start_hub().await;
+    let (hub_b, addr_b) = start_hub().await;
+    let peers = vec![addr_a, addr_b.clone()];
+    // Rank 0 is registered (it receives rank 1's slice) but its part is played by
+    // tonic's generated client below.
+    let ring = |hub: &CollectiveHub, rank: usize| {
+        let mut config = RingConfig::new(rank, peers.clone(), token());
+        config.job_id = "job".into();
+        config.trial = 3;
+        config.group_epoch = 1;
+        Ring::new(hub, config).unwrap()
+    };
+    let _rank0 = ring(&hub_a, 0);
+    let mut rank1 = ring(&hub_b, 1);
+    let gathered = tokio::spawn(async move {
+        let result = rank1.all_gather(&[5.0, 6.0]).await;
+        (rank1, result)
+    });
+
+    let channel = auth::endpoint(&addr_b, None)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = CollectiveServiceClient::with_interceptor(channel, ClientAuth::new(&token()));
+    let values = [1.0f32, 2.0, 3.0];
+    let chunk = v1::Chunk {
+        job_id: "job".into(),
+        trial: 3,
+        group_epoch: 1,
+        collective: 0,
+        kind: v1::CollectiveKind::AllGather as i32,
+        from_rank: 0,
+        format: v1::WireFormat::F32 as i32,
+        segment: 0,
+        segment_len: values.len() as u64,
+        data: Bytes::from(
+            values
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        ),
+        ..Default::default()
+    };
+    client
+        .send(tokio_stream::iter([chunk.clone()]))
+        .await
+        .expect("the hub took the generated client's stream");
+    let (_rank1, result) = gathered.await.unwrap();
+    assert_eq!(result.unwrap(), vec![values.to_vec(), vec![5.0, 6.0]]);
+
+    // Errors travel as gRPC statuses: the same collective again is refused.
+    let err = client.send(tokio_stream::iter([chunk])).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("already over"), "{err:?}");
 }

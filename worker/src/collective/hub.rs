@@ -11,13 +11,20 @@
 //! protocol of our own.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use cohort_proto::v1::{self, collective_service_server as cs};
+use cohort_proto::v1;
 use tokio::sync::{Notify, mpsc};
+use tonic::Status;
+use tonic::body::Body;
+use tonic::codegen::{BoxFuture, Service, http};
+use tonic::transport::server::TcpConnectInfo;
 use tonic::transport::{Endpoint, Server};
-use tonic::{Request, Response, Status, Streaming};
+
+use super::frames::{self, ChunkReader};
 
 /// Identifies one incarnation of one trial's group.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -166,9 +173,8 @@ impl CollectiveHub {
     }
 
     /// The gRPC service to add to this worker's server (behind the auth layer).
-    pub fn service(&self) -> cs::CollectiveServiceServer<HubService> {
-        cs::CollectiveServiceServer::new(HubService(self.clone()))
-            .max_decoding_message_size(MAX_MESSAGE)
+    pub fn service(&self) -> HubService {
+        HubService(self.clone())
     }
 
     pub(crate) fn register(&self, key: GroupKey, left: u32) -> Option<Arc<Group>> {
@@ -206,26 +212,62 @@ impl CollectiveHub {
     }
 }
 
-/// `CollectiveService` over a [`CollectiveHub`].
+/// `CollectiveService` over a [`CollectiveHub`]: a tower service for tonic's
+/// server, speaking gRPC through the hand-written framing of
+/// [`frames`](super::frames) rather than tonic's codec.
+#[derive(Clone)]
 pub struct HubService(CollectiveHub);
 
-#[tonic::async_trait]
-impl cs::CollectiveService for HubService {
-    async fn send(
+impl tonic::server::NamedService for HubService {
+    const NAME: &'static str = "cohort.v1.CollectiveService";
+}
+
+impl Service<http::Request<Body>> for HubService {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<http::Response<Body>, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let hub = self.0.clone();
+        Box::pin(async move {
+            if request.uri().path() != frames::SEND_PATH {
+                let method = request.uri().path().to_string();
+                return Ok(Status::unimplemented(format!("no method {method}")).into_http());
+            }
+            let peer = request
+                .extensions()
+                .get::<TcpConnectInfo>()
+                .and_then(|i| i.remote_addr());
+            let reader = ChunkReader::new(request.into_body(), MAX_MESSAGE);
+            Ok(match hub.receive(peer, reader).await {
+                Ok(()) => frames::ok_response(),
+                Err(status) => status.into_http(),
+            })
+        })
+    }
+}
+
+impl CollectiveHub {
+    /// One `Send` stream: routes its chunks to the mailbox of the collective
+    /// its first chunk names.
+    async fn receive(
         &self,
-        request: Request<Streaming<v1::Chunk>>,
-    ) -> Result<Response<v1::SendResponse>, Status> {
-        let peer = request.remote_addr();
-        let mut stream = request.into_inner();
+        peer: Option<std::net::SocketAddr>,
+        mut stream: ChunkReader,
+    ) -> Result<(), Status> {
         let Some(first) = stream.message().await? else {
-            return Ok(Response::new(v1::SendResponse {}));
+            return Ok(());
         };
         let key = GroupKey {
             job_id: first.job_id.clone(),
             trial: first.trial,
             group_epoch: first.group_epoch,
         };
-        let Some(group) = self.0.find(&key).await else {
+        let Some(group) = self.find(&key).await else {
             return Err(Status::not_found(format!(
                 "no ring for {key} on this worker"
             )));
@@ -260,7 +302,7 @@ impl cs::CollectiveService for HubService {
                 )));
             }
             if last {
-                return Ok(Response::new(v1::SendResponse {}));
+                return Ok(());
             }
         }
     }

@@ -63,6 +63,7 @@
 //! uses the f32 wire: these are few values and must be exact.
 
 mod blocking;
+mod frames;
 mod hub;
 mod layout;
 mod ring;
@@ -72,7 +73,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use blocking::BlockingRing;
 pub use cohort_wire::{WireFormat, bf16_round};
-pub use hub::{CollectiveHub, GroupKey, tune_endpoint, tune_server};
+pub use hub::{CollectiveHub, GroupKey, HubService, tune_endpoint, tune_server};
 pub use ring::{Ring, RingConfig};
 
 /// The collectives a data-parallel training loop needs. All ranks of a group

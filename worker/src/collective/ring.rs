@@ -6,15 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cohort_proto::auth::{self, ClientAuth, ClientTls, Token};
-use cohort_proto::v1::{self, collective_service_client::CollectiveServiceClient};
+use cohort_proto::auth::{self, ClientTls, Token};
+use cohort_proto::v1;
 use cohort_wire::{self as wire, WireFormat};
 use tokio::sync::{OnceCell, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::codegen::{Service, http};
 use tonic::transport::{Channel, Endpoint};
 
+use super::frames::{self, ChunkBody};
 use super::hub::{CollectiveHub, Group, GroupKey, Incoming, MAX_MESSAGE, tune_endpoint};
 use super::layout::{Layout, chunks};
 use super::{CollectiveError, Progress};
@@ -122,9 +123,6 @@ fn wire_proto(format: WireFormat) -> v1::WireFormat {
     }
 }
 
-type Client =
-    CollectiveServiceClient<tonic::service::interceptor::InterceptedService<Channel, ClientAuth>>;
-
 /// Rank `r` of an `n`-rank ring. Collectives take `&mut self`: one at a time,
 /// in the same order on every rank.
 pub struct Ring {
@@ -134,7 +132,8 @@ pub struct Ring {
     group: Option<Arc<Group>>,
     endpoint: Option<Endpoint>,
     channel: Arc<OnceCell<Channel>>,
-    auth: ClientAuth,
+    /// `Bearer <token>`, sent with every stream.
+    authorization: http::HeaderValue,
     next_seq: u64,
     broken: Option<String>,
     progress: Progress,
@@ -184,7 +183,7 @@ impl Ring {
             (Some(group), Some(endpoint))
         };
         Ok(Self {
-            auth: ClientAuth::new(&config.token),
+            authorization: config.token.bearer_header(),
             config,
             key,
             hub: hub.clone(),
@@ -259,7 +258,7 @@ impl Ring {
         let call = tokio::spawn(send_stream(
             endpoint.clone(),
             self.channel.clone(),
-            self.auth.clone(),
+            self.authorization.clone(),
             start + self.config.timeout,
             rx,
         ));
@@ -319,22 +318,23 @@ impl Drop for Ring {
 }
 
 /// Connects to the right neighbour (retrying until `deadline`: it may still
-/// be starting) and streams the chunks of one collective to it.
+/// be starting) and streams the chunks of one collective to it, framed by
+/// [`frames`] (no copy of the payloads).
 async fn send_stream(
     endpoint: Endpoint,
     channel: Arc<OnceCell<Channel>>,
-    auth: ClientAuth,
+    authorization: http::HeaderValue,
     deadline: Instant,
     rx: mpsc::UnboundedReceiver<v1::Chunk>,
 ) -> Result<(), String> {
-    let channel = channel
+    let mut channel = channel
         .get_or_try_init(|| async {
             let mut wait = Duration::from_millis(20);
             loop {
                 match endpoint.connect().await {
                     Ok(channel) => return Ok(channel),
                     Err(e) if Instant::now() + wait >= deadline => {
-                        return Err(format!("cannot connect: {e}"));
+                        return Err(format!("cannot connect: {e}: {}", error_chain(&e)));
                     }
                     Err(_) => {
                         tokio::time::sleep(wait).await;
@@ -345,14 +345,27 @@ async fn send_stream(
         })
         .await?
         .clone();
-    let mut client: Client = CollectiveServiceClient::with_interceptor(channel, auth)
-        .max_encoding_message_size(MAX_MESSAGE)
-        .max_decoding_message_size(MAX_MESSAGE);
-    client
-        .send(UnboundedReceiverStream::new(rx))
+    let request = frames::request(ChunkBody::new(rx), authorization);
+    let response = async {
+        std::future::poll_fn(|cx| channel.poll_ready(cx)).await?;
+        channel.call(request).await
+    }
+    .await
+    .map_err(|e| format!("{e}: {}", error_chain(&e)))?;
+    frames::response_status(response)
         .await
-        .map(|_| ())
         .map_err(|status| format!("{:?}: {}", status.code(), status.message()))
+}
+
+/// The causes behind a transport error (tonic's own message is only "transport error").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut causes = Vec::new();
+    let mut source = e.source();
+    while let Some(s) = source {
+        causes.push(s.to_string());
+        source = s.source();
+    }
+    causes.join(": ")
 }
 
 /// One collective in flight on one rank.
