@@ -67,6 +67,8 @@ async fn a_job_runs_on_groups_and_writes_the_report() {
             validation_c_index: 0.6,
             learning_rate: 1e-3,
             steps: 20,
+            seconds_per_step: 0.5,
+            sync_seconds_per_step: 0.05,
         });
         epochs.push(
             wait_event(
@@ -142,7 +144,15 @@ async fn a_job_runs_on_groups_and_writes_the_report() {
             .iter()
             .all(|t| t.state == v1::TrialState::Succeeded as i32)
     );
-    drop(epochs);
+    // The epoch's timing reaches the event as metrics, with the sync share derived.
+    for event in &epochs {
+        let Some(Kind::EpochDone(e)) = &event.kind else {
+            panic!("{event:?}")
+        };
+        assert_eq!(e.metrics.get("seconds_per_step"), Some(&0.5));
+        let share = e.metrics["sync_share"];
+        assert!((share - 0.1).abs() < 1e-12, "sync share {share}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

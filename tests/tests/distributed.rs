@@ -6,7 +6,9 @@
 //! - `kill -9` of a worker mid-trial: the trial is re-formed, resumes from its checkpoint
 //!   and ends with the risk scores of an uninterrupted run;
 //! - `kill -9` of the coordinator mid-job: a restarted coordinator finishes the job and
-//!   does not run a finished trial again.
+//!   does not run a finished trial again;
+//! - TLS on every channel: a data-parallel job through a TLS coordinator and TLS rings,
+//!   which plain-text clients cannot reach.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -46,6 +48,12 @@ fn sets(cohort: &Path, runs: &Path, extra: &[&str]) -> Vec<String> {
         "model.dropout=0.0".into(),
         // 4 batches per epoch on the tiny cohort: 20 steps.
         "training.epochs=5".into(),
+        // Groups of different sizes add the same gradients in a different order, so
+        // runs differ in the last bits (about 1e-7 after one step). At lr 1e-3 a
+        // ReLU crossing or Adam's normalisation of near-zero gradients can amplify
+        // that to 1e-3 within 20 steps (seen on a CPU with AVX-512 kernels); at 1e-4
+        // the trajectories stay within 1e-6 of each other.
+        "training.lr=1e-4".into(),
         "training.patience=0".into(),
     ];
     v.extend(extra.iter().map(|s| s.to_string()));
@@ -223,26 +231,61 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A self-signed certificate for 127.0.0.1 and localhost (its own CA), written as PEM.
+struct TestTls {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl TestTls {
+    fn new(dir: &Path) -> Self {
+        let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        let certified = rcgen::generate_simple_self_signed(names).unwrap();
+        let tls = Self {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        };
+        std::fs::write(&tls.cert, certified.cert.pem()).unwrap();
+        std::fs::write(&tls.key, certified.signing_key.serialize_pem()).unwrap();
+        tls
+    }
+}
+
 fn start_coordinator(port: u16, artifacts: &Path) -> Coordinator {
-    let child = cohort()
+    start_coordinator_with(port, artifacts, None)
+}
+
+fn start_coordinator_with(port: u16, artifacts: &Path, tls: Option<&TestTls>) -> Coordinator {
+    let mut command = cohort();
+    command
         .args([
             "coordinator",
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--artifacts",
         ])
-        .arg(artifacts)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+        .arg(artifacts);
+    if let Some(tls) = tls {
+        command
+            .arg("--tls-cert")
+            .arg(&tls.cert)
+            .arg("--tls-key")
+            .arg(&tls.key);
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
     Coordinator {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
+        child: command.stdout(Stdio::null()).spawn().unwrap(),
+        url: format!("{scheme}://127.0.0.1:{port}"),
     }
 }
 
 fn start_worker(coordinator: &str, cache: &Path) -> Child {
-    Command::new(binary("cohort-worker"))
+    start_worker_with(coordinator, cache, None)
+}
+
+fn start_worker_with(coordinator: &str, cache: &Path, tls: Option<&TestTls>) -> Child {
+    let mut command = Command::new(binary("cohort-worker"));
+    command
         .args([
             "--coordinator",
             coordinator,
@@ -250,7 +293,17 @@ fn start_worker(coordinator: &str, cache: &Path) -> Child {
             "127.0.0.1:0",
             "--cache-dir",
         ])
-        .arg(cache)
+        .arg(cache);
+    if let Some(tls) = tls {
+        command
+            .arg("--tls-cert")
+            .arg(&tls.cert)
+            .arg("--tls-key")
+            .arg(&tls.key)
+            .arg("--tls-ca")
+            .arg(&tls.cert);
+    }
+    command
         .env("COHORT_TOKEN", TOKEN)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -284,10 +337,16 @@ fn submit(coordinator: &str, args: &[String]) -> String {
 /// `cohort watch` until the job ends; whether it succeeded, and what watch printed.
 /// Retries while the coordinator is not reachable yet (a restarted one is still starting).
 fn watch_until_done(coordinator: &str, job: &str) -> (bool, String) {
+    watch_until_done_with(coordinator, job, &[])
+}
+
+/// [`watch_until_done`] with more arguments for `cohort watch` (`--tls-ca FILE`).
+fn watch_until_done_with(coordinator: &str, job: &str, extra: &[String]) -> (bool, String) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let out = cohort()
             .args(["watch", job, "--coordinator", coordinator])
+            .args(extra)
             .output()
             .unwrap();
         let text = format!(
@@ -392,4 +451,54 @@ fn kill_9_of_the_coordinator_mid_job_a_restarted_one_finishes_without_rerunning_
         "the finished trial was run again"
     );
     assert!(folder.join("report.json").exists());
+}
+
+#[test]
+fn with_tls_on_every_channel_a_data_parallel_job_runs_and_plain_text_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = TestTls::new(dir.path());
+    let cohort_dir = tiny_cohort(dir.path());
+    let runs = dir.path().join("runs");
+    let coordinator = start_coordinator_with(free_port(), &runs, Some(&tls));
+    assert!(coordinator.url.starts_with("https://"));
+    let cache = dir.path().join("cache");
+    let _workers = Workers(vec![
+        start_worker_with(&coordinator.url, &cache, Some(&tls)),
+        start_worker_with(&coordinator.url, &cache, Some(&tls)),
+    ]);
+    let ca = vec![
+        "--tls-ca".to_string(),
+        tls.cert.to_str().unwrap().to_string(),
+    ];
+    // Two workers per trial: the gradients travel over the workers' TLS ring.
+    let extra = ["distributed.workers_per_trial=2", "training.epochs=1"];
+    let mut args = sets(&cohort_dir, &runs, &extra);
+    args.extend(ca.iter().cloned());
+    let job = submit(&coordinator.url, &args);
+    let (ok, events) = watch_until_done_with(&coordinator.url, &job, &ca);
+    assert!(ok, "the TLS job did not succeed:\n{events}");
+    assert!(trial_folder(&runs, 0).join("trial.json").exists());
+    let started = events
+        .lines()
+        .find_map(|l| l.split_once("trial 0 started on ").map(|(_, ids)| ids))
+        .unwrap_or_else(|| panic!("no start event:\n{events}"));
+    assert_eq!(
+        started.split(", ").count(),
+        2,
+        "the trial ran on a group of two:\n{events}"
+    );
+
+    // The same coordinator over plain HTTP/2, and over TLS without trusting its CA.
+    let plain = coordinator.url.replacen("https://", "http://", 1);
+    for url in [plain.as_str(), coordinator.url.as_str()] {
+        let out = cohort()
+            .args(["report", &job, "--coordinator", url])
+            .env_remove("COHORT_TLS_CA")
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "`cohort report` over {url} without the CA got through"
+        );
+    }
 }

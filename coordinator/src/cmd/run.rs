@@ -5,7 +5,9 @@
 //! `cohort-worker` processes against it (the binary next to this one, or
 //! `COHORT_WORKER_BIN`; the token travels in their environment, never on a
 //! command line), submits the job, prints its events like `cohort watch`,
-//! stops the workers and exits 0 only if the job succeeded.
+//! stops the workers and exits 0 only if the job succeeded. The workers' output
+//! comes through on this process's stderr, each line prefixed `[worker i]`, so
+//! interleaved logs still say who wrote them.
 
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
@@ -16,6 +18,7 @@ use cohort_coordinator::server::Config;
 use cohort_coordinator::server::serve::{ServeOptions, start};
 use cohort_proto::auth::{ClientAuth, TOKEN_ENV, TOKEN_FILE_ENV, Token};
 use cohort_proto::v1::{self, job_service_client::JobServiceClient};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
 use super::remote::{prepare_spec, print_events};
@@ -59,14 +62,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let url = format!("http://{}", running.addr);
         let mut workers = Vec::with_capacity(args.local_workers);
         for i in 0..args.local_workers {
-            let child = Command::new(&worker_bin)
+            let mut child = Command::new(&worker_bin)
                 .args(["--coordinator", &url, "--listen", "127.0.0.1:0"])
                 .env(TOKEN_ENV, token.expose())
                 .env_remove(TOKEN_FILE_ENV)
                 .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
                 .kill_on_drop(true)
                 .spawn()
                 .with_context(|| format!("starting worker {i}: {}", worker_bin.display()))?;
+            if let Some(out) = child.stdout.take() {
+                tokio::spawn(prefix_lines(i, out));
+            }
+            if let Some(err) = child.stderr.take() {
+                tokio::spawn(prefix_lines(i, err));
+            }
             workers.push(child);
         }
         let channel = cohort_proto::auth::endpoint(&url, None)?.connect().await?;
@@ -121,6 +132,23 @@ fn random_token() -> anyhow::Result<Token> {
         .context("reading /dev/urandom for a token")?;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     Ok(Token::new(&hex, "a random token")?)
+}
+
+/// Copies `stream` to stderr line by line, each line prefixed `[worker i]`
+/// (bytes that are not UTF-8 are shown as U+FFFD, never dropped silently).
+async fn prefix_lines(i: usize, stream: impl AsyncRead + Unpin) {
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                eprintln!("[worker {i}] {}", text.trim_end_matches(['\n', '\r']));
+            }
+        }
+    }
 }
 
 async fn all_exited(workers: &mut [Child]) {

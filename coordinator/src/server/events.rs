@@ -149,10 +149,19 @@ pub fn line(event: &v1::JobEvent) -> String {
         Some(Kind::TrialStarted(e)) => {
             format!("trial {} started on {}", e.trial, e.worker_ids.join(", "))
         }
-        Some(Kind::EpochDone(e)) => format!(
-            "trial {} epoch {}: train loss {:.4}, validation C {:.4}, {:.1} samples/s",
-            e.trial, e.epoch, e.train_loss, e.validation_c_index, e.samples_per_second
-        ),
+        Some(Kind::EpochDone(e)) => {
+            let mut line = format!(
+                "trial {} epoch {}: train loss {:.4}, validation C {:.4}, {:.1} samples/s",
+                e.trial, e.epoch, e.train_loss, e.validation_c_index, e.samples_per_second
+            );
+            if let (Some(step), Some(share)) = (
+                e.metrics.get("seconds_per_step"),
+                e.metrics.get("sync_share"),
+            ) {
+                line += &format!(", {step:.3} s/step ({:.1}% in sync)", share * 100.0);
+            }
+            line
+        }
         Some(Kind::WorkerLost(e)) => format!(
             "worker {} lost (trial {}): {}",
             e.worker_id, e.trial, e.reason
@@ -197,5 +206,38 @@ pub fn trial_state_name(state: i32) -> &'static str {
         Ok(v1::TrialState::Failed) => "failed",
         Ok(v1::TrialState::Pruned) => "pruned",
         _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch_event(metrics: &[(&str, f64)]) -> v1::JobEvent {
+        v1::JobEvent {
+            kind: Some(v1::job_event::Kind::EpochDone(v1::EpochDone {
+                trial: 3,
+                epoch: 7,
+                train_loss: 3.25,
+                validation_c_index: 0.6789,
+                samples_per_second: 12.0,
+                metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            })),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_epoch_line_shows_the_sync_share_when_the_worker_measured_it() {
+        assert_eq!(
+            line(&epoch_event(&[])),
+            "[0] trial 3 epoch 7: train loss 3.2500, validation C 0.6789, 12.0 samples/s"
+        );
+        let timed = epoch_event(&[("seconds_per_step", 0.8), ("sync_share", 0.02)]);
+        assert_eq!(
+            line(&timed),
+            "[0] trial 3 epoch 7: train loss 3.2500, validation C 0.6789, 12.0 samples/s, \
+             0.800 s/step (2.0% in sync)"
+        );
     }
 }

@@ -19,6 +19,7 @@
 //!   `stall_heartbeats` heartbeat intervals is named once per collective:
 //!   "trial 3: rank 2 has not joined all-reduce #812 (last heartbeat 4 s ago)".
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use cohort_proto::v1;
@@ -115,12 +116,20 @@ impl State {
         }
         trial.last_epoch_reported = Some(e.epoch);
         trial.best_validation_c_index = trial.best_validation_c_index.max(e.validation_c_index);
-        let metrics = [
+        let mut metrics: BTreeMap<String, f64> = [
             ("learning_rate".to_string(), e.learning_rate),
             ("steps".to_string(), e.steps as f64),
         ]
         .into_iter()
         .collect();
+        if e.seconds_per_step > 0.0 {
+            metrics.insert("seconds_per_step".into(), e.seconds_per_step);
+            metrics.insert("sync_seconds_per_step".into(), e.sync_seconds_per_step);
+            metrics.insert(
+                "sync_share".into(),
+                e.sync_seconds_per_step / e.seconds_per_step,
+            );
+        }
         let kind = EventKind::EpochDone {
             trial: key.trial,
             epoch: e.epoch,

@@ -24,8 +24,8 @@ use crate::collective::{
     WireFormat,
 };
 use crate::train::{
-    EpochRecord, Resources, StepOutcome, TrialEnd, TrialObserver, TrialSummary, open_trial,
-    run_trial,
+    EpochRecord, EpochTiming, Resources, StepOutcome, TrialEnd, TrialObserver, TrialSummary,
+    open_trial, run_trial,
 };
 
 /// What the heartbeat reports about the current assignment.
@@ -262,13 +262,15 @@ impl TrialObserver for Reporter {
         }
     }
 
-    fn epoch(&mut self, record: &EpochRecord) {
+    fn epoch(&mut self, record: &EpochRecord, timing: &EpochTiming) {
         self.status.lock().expect("status lock").last_epoch = Some(EpochReport {
             epoch: record.epoch,
             train_loss: record.train_loss,
             validation_c_index: record.val_cindex,
             learning_rate: record.lr,
             steps: record.steps,
+            seconds_per_step: timing.seconds_per_step(),
+            sync_seconds_per_step: timing.sync_seconds_per_step(),
         });
     }
 

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cohort_proto::auth::{self, AuthError, ClientAuth, ClientTls, Token};
+use cohort_proto::auth::{self, AuthError, ClientAuth, ClientTls, ServerTls, Token};
 use cohort_proto::v1::worker_service_client::WorkerServiceClient;
 use cohort_proto::v1::{
     DeregisterRequest, HeartbeatRequest, RegisterRequest, TrialResult, worker_command,
@@ -34,6 +34,13 @@ pub enum AgentError {
     },
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(
+        "TLS is half set up: the worker {0} but {1}; ring neighbours dial each other \
+         with the same settings, so give both a CA and a certificate with its key, or neither"
+    )]
+    HalfTls(&'static str, &'static str),
+    #[error("the collective service's TLS configuration: {0}")]
+    ServerTls(String),
 }
 
 /// How a worker process is set up.
@@ -47,7 +54,13 @@ pub struct AgentConfig {
     pub advertise: Option<String>,
     pub worker_id: String,
     pub token: Token,
+    /// How this worker verifies the coordinator and its ring neighbours
+    /// (their CA; this worker's certificate for mutual TLS).
     pub tls: Option<ClientTls>,
+    /// The certificate the collective service presents to ring neighbours.
+    /// Every channel is TLS or none is: peers dial with `tls`, so a worker
+    /// with a client CA must serve TLS too (checked in [`run_agent`]).
+    pub server_tls: Option<ServerTls>,
     pub resources: Resources,
     /// Device description for the coordinator (`cpu`, `cuda:0`).
     pub device_name: String,
@@ -55,6 +68,27 @@ pub struct AgentConfig {
 
 /// Runs the worker until SIGTERM / Ctrl-C.
 pub async fn run_agent(config: AgentConfig) -> Result<(), AgentError> {
+    match (&config.tls, &config.server_tls) {
+        (Some(_), None) => {
+            return Err(AgentError::HalfTls(
+                "verifies peers with a CA",
+                "serves no certificate",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(AgentError::HalfTls(
+                "serves a certificate",
+                "has no CA to verify peers with",
+            ));
+        }
+        _ => {}
+    }
+    let mut builder = tune_server(Server::builder());
+    if let Some(tls) = &config.server_tls {
+        builder = builder
+            .tls_config(tls.config()?)
+            .map_err(|e| AgentError::ServerTls(e.to_string()))?;
+    }
     let incoming = TcpIncoming::bind(config.listen)
         .map_err(|source| AgentError::Listen {
             addr: config.listen,
@@ -70,7 +104,7 @@ pub async fn run_agent(config: AgentConfig) -> Result<(), AgentError> {
         .clone()
         .unwrap_or_else(|| bound.to_string());
     let hub = CollectiveHub::new(Duration::from_secs(60));
-    let server = tune_server(Server::builder())
+    let server = builder
         .layer(auth::server_layer(&config.token))
         .add_service(hub.service())
         .serve_with_incoming(incoming);

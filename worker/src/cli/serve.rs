@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cohort_proto::auth::{ClientTls, Token};
+use cohort_proto::auth::{ClientTls, ServerTls, Token};
 use cohort_worker::agent::{AgentConfig, run_agent};
 use cohort_worker::data::VolumeCache;
 use cohort_worker::train::Resources;
@@ -28,6 +28,16 @@ pub struct ServeArgs {
     /// The bearer token's file (else COHORT_TOKEN_FILE or COHORT_TOKEN).
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// This worker's TLS certificate chain (PEM): served to ring neighbours,
+    /// and presented to the coordinator when it requires client certificates.
+    /// With --tls-key and --tls-ca; without all three, every channel is plain HTTP/2.
+    #[arg(long, env = "COHORT_TLS_CERT", requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, env = "COHORT_TLS_KEY", requires_all = ["tls_cert", "tls_ca"])]
+    tls_key: Option<PathBuf>,
+    /// The CA that signed the coordinator's and the other workers' certificates.
+    #[arg(long, env = "COHORT_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
     /// Where preprocessed volumes are cached.
     #[arg(long, env = "COHORT_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -57,6 +67,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
         format!("{host}-{}", std::process::id())
     });
+    let (tls, server_tls) = match (args.tls_cert, args.tls_key, args.tls_ca) {
+        (Some(cert), Some(key), Some(ca)) => (
+            Some(ClientTls {
+                ca: Some(ca),
+                domain: None,
+                identity: Some((cert.clone(), key.clone())),
+            }),
+            Some(ServerTls {
+                cert,
+                key,
+                client_ca: None,
+            }),
+        ),
+        _ => (None, None),
+    };
     let spec = args.device.spec()?;
     let config = AgentConfig {
         coordinator,
@@ -64,7 +89,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         advertise: args.advertise,
         worker_id,
         token,
-        tls: ClientTls::from_env()?,
+        tls,
+        server_tls,
         resources: Resources {
             device: spec.device()?,
             cache: Some(cache),

@@ -16,7 +16,8 @@ use cohort_common::store::Store;
 use cohort_worker::collective::LocalCollective;
 use cohort_worker::data::VolumeCache;
 use cohort_worker::train::{
-    EpochRecord, Resources, StepOutcome, TrialEnd, TrialObserver, open_trial, run_trial,
+    EpochRecord, EpochTiming, Resources, StepOutcome, TrialEnd, TrialObserver, open_trial,
+    run_trial,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -174,7 +175,7 @@ impl TrialObserver for Bars {
         ));
     }
 
-    fn epoch(&mut self, record: &EpochRecord) {
+    fn epoch(&mut self, record: &EpochRecord, _timing: &EpochTiming) {
         let line = format!(
             "epoch {:>3}  train loss {:.4}  validation C {:.4}  lr {:.2e}  {:.1} s",
             record.epoch,

@@ -37,6 +37,6 @@ pub use step::{
     StepBatch, StepError, StepOutcome, batch_gradients, cox_gradients, cox_step, train_step,
 };
 pub use trial::{
-    Quiet, TrialEnd, TrialError, TrialInputs, TrialObserver, TrialSummary, fingerprint, run_trial,
-    shard_range,
+    EpochTiming, Quiet, TrialEnd, TrialError, TrialInputs, TrialObserver, TrialSummary,
+    fingerprint, run_trial, shard_range,
 };

@@ -17,6 +17,8 @@
 //! With one worker, steps 1 and 4 are the identity and the surrogate's
 //! gradient equals autodiff of the Cox loss itself.
 
+use std::time::{Duration, Instant};
+
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use cohort_common::survival::cox::Ties;
@@ -63,6 +65,9 @@ pub struct StepOutcome {
     pub loss: f64,
     /// Events in the global batch.
     pub events: usize,
+    /// Wall time this rank spent inside collectives (the all-gather of the
+    /// log-risks and the gradient all-reduce), waiting for slower ranks included.
+    pub sync: Duration,
 }
 
 /// One optimizer step; returns the updated model.
@@ -111,7 +116,9 @@ pub fn batch_gradients(
         None => Vec::new(),
     };
 
+    let gather_started = Instant::now();
     let gathered = sync.all_gather(&local_eta)?;
+    let mut sync_time = gather_started.elapsed();
     let mut global_eta = Vec::with_capacity(batch.time.len());
     for (r, part) in gathered.iter().enumerate() {
         let expected = batch.shard_sizes.get(r).copied().unwrap_or(0);
@@ -139,7 +146,9 @@ pub fn batch_gradients(
         local_grads
     } else {
         let mut flat = grads::flatten(model, &local_grads);
+        let reduce_started = Instant::now();
         sync.all_reduce_sum(&mut flat)?;
+        sync_time += reduce_started.elapsed();
         grads::unflatten(model, &flat, &inner)
     };
     // The Cox partial likelihood does not change when every log-risk shifts by the same
@@ -154,6 +163,7 @@ pub fn batch_gradients(
         StepOutcome {
             loss: cox.loss,
             events: cox.events,
+            sync: sync_time,
         },
     ))
 }

@@ -23,7 +23,7 @@
 //! ends with exactly the weights an uninterrupted one would have.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, decay::WeightDecayConfig};
@@ -115,14 +115,52 @@ pub enum TrialEnd {
     },
 }
 
+/// Where an epoch's training time went on this rank: the steps' wall time
+/// (forward, backward, gradient sync, optimizer; not waiting for data), and
+/// the part of it inside collectives. Measured, never persisted: a resumed
+/// epoch counts only the steps since the resume.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EpochTiming {
+    pub steps: u64,
+    pub step_time: Duration,
+    pub sync_time: Duration,
+}
+
+impl EpochTiming {
+    fn add(&mut self, step_time: Duration, sync_time: Duration) {
+        self.steps += 1;
+        self.step_time += step_time;
+        self.sync_time += sync_time;
+    }
+
+    /// Mean seconds per step (0 without steps).
+    pub fn seconds_per_step(&self) -> f64 {
+        self.step_time.as_secs_f64() / self.steps.max(1) as f64
+    }
+
+    /// Mean seconds per step spent in collectives.
+    pub fn sync_seconds_per_step(&self) -> f64 {
+        self.sync_time.as_secs_f64() / self.steps.max(1) as f64
+    }
+
+    /// The share of step time spent in collectives, 0 to 1 (0 without steps).
+    pub fn sync_share(&self) -> f64 {
+        if self.step_time.is_zero() {
+            0.0
+        } else {
+            self.sync_time.as_secs_f64() / self.step_time.as_secs_f64()
+        }
+    }
+}
+
 /// Progress callbacks (progress bars, heartbeats) and the stop request.
 pub trait TrialObserver {
     /// Training starts (or resumes after `resumed_at` steps) toward `total_steps`.
     fn started(&mut self, _total_steps: u64, _resumed_at: Option<u64>) {}
     /// A step finished.
     fn step(&mut self, _step: u64, _epoch: u64, _outcome: &StepOutcome, _lr: f64) {}
-    /// An epoch finished and was validated.
-    fn epoch(&mut self, _record: &EpochRecord) {}
+    /// An epoch finished and was validated; `timing` covers its steps on this rank.
+    fn epoch(&mut self, _record: &EpochRecord, _timing: &EpochTiming) {}
     /// A checkpoint was written.
     fn checkpoint(&mut self, _step: u64, _url: &str) {}
     /// Scoring progress: `done` of `total` patients (this rank's share).
@@ -226,6 +264,7 @@ pub fn run_trial(
             .map(|member| train.pool[member])
             .collect();
         let mut loads = prefetch(inputs.source.clone(), order, inputs.prefetch_depth);
+        let mut timing = EpochTiming::default();
         for batch in remaining {
             let lr = train.schedule.at(state.step);
             let members = batch.shard(sync.rank(), sync.world());
@@ -255,6 +294,7 @@ pub fn run_trial(
                 )
                 .next_u64(),
             );
+            let step_started = Instant::now();
             let (next, outcome) = train_step(
                 model,
                 &mut optimizer,
@@ -271,6 +311,7 @@ pub fn run_trial(
                 &ad,
             )?;
             model = next;
+            timing.add(step_started.elapsed(), outcome.sync);
             state.step += 1;
             state.position = SamplerPosition {
                 epoch,
@@ -300,7 +341,7 @@ pub fn run_trial(
             lr: train.schedule.at(state.step.saturating_sub(1)),
             steps: state.step,
         };
-        observer.epoch(&record);
+        observer.epoch(&record, &timing);
         state.history.push(record);
         state.epoch_loss_sum = 0.0;
         state.epoch_steps = 0;
