@@ -451,3 +451,23 @@ fn clear_errors() {
         );
     }
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    // `cohort-worker model summary --json | head -1`: the pipe closes before the
+    // document is written; the command still exits 0 (no panic on EPIPE).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cohort-worker"))
+        .args(["model", "summary", "--preset", "densenet121", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -75,9 +75,14 @@ fn parse_backend(s: &str) -> Result<Backend, String> {
         .map_err(|e: cohort_worker::backend::BackendError| e.to_string())
 }
 
-/// Prints `value` as one pretty JSON document on stdout.
+/// Prints `value` as one pretty JSON document on stdout. A reader that stops early
+/// (`| head`) is not an error: it has what it wanted.
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    use std::io::Write;
     let text = serde_json::to_string_pretty(value)?;
-    println!("{text}");
-    Ok(())
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
