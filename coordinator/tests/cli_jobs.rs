@@ -81,6 +81,13 @@ fn run_embedded_job_succeeds() {
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("trial 0 started on"), "{stdout}");
     assert!(stdout.contains("job succeeded"), "{stdout}");
+    for i in 0..2 {
+        let prefix = format!("[worker {i}] fake worker fake-");
+        assert!(
+            stderr.lines().any(|l| l.starts_with(&prefix)),
+            "worker {i}'s output is passed on, prefixed:\n{stderr}"
+        );
+    }
     let folder = stdout
         .lines()
         .find_map(|l| l.strip_prefix("artifacts: "))
@@ -217,6 +224,8 @@ async fn fake_worker(url: String) {
         .await
         .unwrap()
         .into_inner();
+    // What a real worker logs; `cohort run` passes it on, prefixed.
+    eprintln!("fake worker {worker_id} registered");
     let (tx, rx) = mpsc::channel(4);
     let idle = v1::HeartbeatRequest {
         worker_id: worker_id.clone(),
