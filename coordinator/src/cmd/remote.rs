@@ -79,6 +79,21 @@ fn absolute_if_local(url: &str) -> anyhow::Result<String> {
     Ok(abs.display().to_string())
 }
 
+/// Submits a prepared job file (see [`prepare_spec`]); the coordinator's answer.
+pub async fn submit_spec(
+    jobs: &mut Jobs,
+    spec_toml: String,
+) -> anyhow::Result<v1::SubmitJobResponse> {
+    Ok(jobs
+        .submit_job(v1::SubmitJobRequest {
+            spec_toml,
+            overrides: vec![],
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("submitting: {}", s.message()))?
+        .into_inner())
+}
+
 /// Prints a job's events line by line until it ends, resuming after the last
 /// one seen when the connection drops (e.g. a coordinator restart). Returns
 /// the job's final state.

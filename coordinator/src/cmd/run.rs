@@ -17,11 +17,11 @@ use anyhow::{Context, bail};
 use cohort_coordinator::server::Config;
 use cohort_coordinator::server::serve::{ServeOptions, start};
 use cohort_proto::auth::{ClientAuth, TOKEN_ENV, TOKEN_FILE_ENV, Token};
-use cohort_proto::v1::{self, job_service_client::JobServiceClient};
+use cohort_proto::v1::job_service_client::JobServiceClient;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
-use super::remote::{prepare_spec, print_events};
+use super::remote::{prepare_spec, print_events, submit_spec};
 use super::watch::exit_code;
 
 #[derive(clap::Args, Debug)]
@@ -82,14 +82,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         let channel = cohort_proto::auth::endpoint(&url, None)?.connect().await?;
         let mut jobs = JobServiceClient::with_interceptor(channel, ClientAuth::new(&token));
-        let submitted = jobs
-            .submit_job(v1::SubmitJobRequest {
-                spec_toml,
-                overrides: vec![],
-            })
-            .await
-            .map_err(|s| anyhow::anyhow!("submitting: {}", s.message()))?
-            .into_inner();
+        let submitted = submit_spec(&mut jobs, spec_toml).await?;
         println!("job {} ({} trials)", submitted.job_id, submitted.trials);
         let outcome = tokio::select! {
             state = print_events(&mut jobs, &submitted.job_id) => state,

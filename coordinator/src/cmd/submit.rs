@@ -4,9 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cohort_proto::v1;
-
-use super::remote::{ConnectArgs, connect, prepare_spec};
+use super::remote::{ConnectArgs, connect, prepare_spec, submit_spec};
 
 #[derive(clap::Args, Debug)]
 pub struct SubmitArgs {
@@ -24,14 +22,7 @@ pub fn run(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let mut jobs = connect(&args.connect).await?;
-        let response = jobs
-            .submit_job(v1::SubmitJobRequest {
-                spec_toml,
-                overrides: vec![],
-            })
-            .await
-            .map_err(|s| anyhow::anyhow!("submitting: {}", s.message()))?
-            .into_inner();
+        let response = submit_spec(&mut jobs, spec_toml).await?;
         tracing::info!(trials = response.trials, "job submitted");
         println!("{}", response.job_id);
         Ok(ExitCode::SUCCESS)

@@ -142,15 +142,6 @@ impl EpochTiming {
     pub fn sync_seconds_per_step(&self) -> f64 {
         self.sync_time.as_secs_f64() / self.steps.max(1) as f64
     }
-
-    /// The share of step time spent in collectives, 0 to 1 (0 without steps).
-    pub fn sync_share(&self) -> f64 {
-        if self.step_time.is_zero() {
-            0.0
-        } else {
-            self.sync_time.as_secs_f64() / self.step_time.as_secs_f64()
-        }
-    }
 }
 
 /// Progress callbacks (progress bars, heartbeats) and the stop request.
